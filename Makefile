@@ -1,0 +1,40 @@
+# The two commands of the README: `make demo` and `make test`. Both install what they need first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The CPU wheel of torch on a laptop; on a GPU cluster set TORCH_SPEC to the CUDA build you want.
+TORCH_SPEC ?= torch==2.13.0
+SLURM_STATE ?= /tmp/commonweights-slurm
+
+.PHONY: install demo test lint slurm-up slurm-down clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/commonweights run configs/tiny.yaml
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+slurm-up:
+	bash slurm/cluster/install.sh
+	bash slurm/cluster/start.sh $(SLURM_STATE)
+
+slurm-down:
+	bash slurm/cluster/stop.sh $(SLURM_STATE)
+
+# Lint, then the whole suite against a local Slurm cluster that is started here and always stopped.
+test: install lint
+	$(MAKE) slurm-up
+	status=0; $(PY) -m pytest || status=$$?; $(MAKE) slurm-down; exit $$status
+
+clean:
+	rm -rf runs .pytest_cache
