@@ -52,6 +52,8 @@ def main_options(
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for noisy in ("apache_beam", "root", "trafilatura", "urllib3", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def emit(ctx: typer.Context, result: dict[str, Any], title: str) -> None:
@@ -107,7 +109,7 @@ def run(
     if executor == Executor.slurm:
         from slurm.executor import submit_run
 
-        emit(ctx, submit_run(cfg, wait=wait), "submitted")
+        emit(ctx, submit_run(cfg, wait_for=wait), "submitted")
         return
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 

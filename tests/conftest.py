@@ -1,0 +1,30 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+SLURM_SKIP = "local Slurm cluster not running: start it with `make slurm-up` (slurm/cluster/start.sh)"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> str:
+    """The default partition of a reachable Slurm cluster; skips the test when `sinfo` reaches none.
+
+    `make test` starts the local cluster (slurm/cluster/start.sh), which links /etc/slurm/slurm.conf to
+    its config; elsewhere set SLURM_CONF to the cluster's slurm.conf.
+    """
+    try:
+        out = subprocess.run(
+            ["sinfo", "-h", "-o", "%P %a"], capture_output=True, text=True, timeout=15, check=False
+        )
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        pytest.skip(SLURM_SKIP)
+    # The default partition is printed with a '*' suffix; it must be up to run anything.
+    parts = [line.split() for line in out.stdout.splitlines() if line.strip()]
+    default = [p[0].rstrip("*") for p in parts if p[0].endswith("*") and p[1:] == ["up"]]
+    if out.returncode != 0 or not default:
+        pytest.skip(SLURM_SKIP)
+    return default[0]
