@@ -59,7 +59,9 @@ def test_every_case_decided_as_expected(curated):
         (row,) = by_place[(e["warc_file"], e["url"])]
         if e["expected_decision"] is None:  # duplicate groups are checked below
             continue
-        ok = row["decision"] == e["expected_decision"] and reasons_match(row["reasons"], e["expected_reasons"])
+        ok = row["decision"] == e["expected_decision"] and reasons_match(
+            row["reasons"], e["expected_reasons"]
+        )
         ok = ok and row["licence"] == e["expected_licence"]
         if e["expected_decision"] == "kept":
             ok = ok and (row["pii_email"], row["pii_phone"]) == (e["pii"]["email"], e["pii"]["phone"])
@@ -120,7 +122,9 @@ def test_takedown_removes_a_domain_and_open_licence_mode(curated, tmp_path):
     _, _, rows, _ = curated
     victim = next(r for r in rows if r["decision"] == "kept")["domain"]
     registry = tmp_path / "takedowns.jsonl"
-    registry.write_text(json.dumps({"kind": "domain", "value": victim, "date": "2026-11-20", "reason": "owner"}))
+    registry.write_text(
+        json.dumps({"kind": "domain", "value": victim, "date": "2026-11-20", "reason": "owner"})
+    )
     cfg = load_cfg(tmp_path / "t", f"data.takedowns={registry}", "governance.mode=open-licence")
     curate.run(cfg)
     after = curate.read_manifest(cfg.paths.manifest)
