@@ -1,0 +1,1 @@
+"""Evaluation and release: lm-eval runs, model card, transparency report, release bundle."""
