@@ -147,7 +147,10 @@ class TrainConfig(_Model):
     hidden_size: int = Field(128, ge=8)
     num_attention_heads: int = Field(4, ge=1)
     num_query_groups: int | None = Field(None, description="Grouped-query attention; None means MHA.")
-    ffn_hidden_size: int | None = Field(None, description="SwiGLU width; None means 8/3 * hidden.")
+    ffn_hidden_size: int | None = Field(
+        None, description="SwiGLU width; None means 8/3 * hidden, rounded up to a multiple of 64."
+    )
+    tie_embeddings: bool = Field(False, description="Share the input embedding and output layer weights.")
     seq_length: int = Field(128, ge=8)
     micro_batch_size: int = Field(8, ge=1)
     global_batch_size: int = Field(8, ge=1)
@@ -156,6 +159,7 @@ class TrainConfig(_Model):
     min_lr: float = Field(3e-4, ge=0)
     warmup_steps: int = Field(5, ge=0)
     weight_decay: float = Field(0.01, ge=0)
+    clip_grad: float = Field(1.0, gt=0, description="Global gradient-norm clip.")
     seed: int = Field(1234)
     save_interval: int = Field(20, ge=1, description="Checkpoint every N steps (and at the end).")
     keep_last: int = Field(2, ge=1, description="Checkpoints kept on disk.")

@@ -1,0 +1,345 @@
+"""Training on generated text: loss falls, checkpoints are atomic and resume exactly, inputs are checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from commonweights.config import RunConfig, TrainConfig
+from commonweights.errors import ConfigError, InputError
+from training import checkpoint
+from training.launch import torchrun_command
+from training.model import Arch, arch_of, ffn_size, padded_vocab
+from training.train import Layout, check_layout, dist_env, lr_at, micro_batches, run
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "num_layers": 2,
+    "hidden_size": 64,
+    "num_attention_heads": 4,
+    "num_query_groups": 2,
+    "seq_length": 64,
+    "micro_batch_size": 4,
+    "global_batch_size": 8,
+    "wandb": "disabled",
+}
+
+SUBJECTS = ["the cat", "a dog", "the old farmer", "my sister", "the river", "a small bird", "the teacher"]
+VERBS = ["sees", "follows", "paints", "likes", "carries", "finds", "watches"]
+OBJECTS = ["the red ball", "a green field", "the quiet house", "an apple", "the long road", "the sun"]
+TAILS = ["every day", "at night", "in the spring", "with care", "near the hill", "again and again"]
+
+
+def corpus(docs: int, seed: int = 0) -> list[str]:
+    """Documents of simple generated sentences: enough structure for a tiny model to learn fast."""
+    r = random.Random(seed)
+    return [
+        " ".join(
+            f"{r.choice(SUBJECTS)} {r.choice(VERBS)} {r.choice(OBJECTS)} {r.choice(TAILS)}."
+            for _ in range(r.randint(4, 12))
+        )
+        for _ in range(docs)
+    ]
+
+
+def write_tokens(root: Path, vocab: int = 500, docs: int = 200) -> dict:
+    """The tokenize stage's outputs (docs/run-layout.md tokens/), built from generated text."""
+    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    root.mkdir(parents=True, exist_ok=True)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab,
+        special_tokens=["<|endoftext|>", "<|pad|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    texts = corpus(docs)
+    tok.train_from_iterator(texts, trainer)
+    tok.save(str(root / "tokenizer.json"))
+    builder = IndexedDatasetBuilder(str(root / "text_document.bin"), dtype=np.uint16)
+    count = 0
+    for text in texts:
+        ids = tok.encode(text).ids + [0]
+        count += len(ids)
+        builder.add_document(torch.tensor(ids), [len(ids)])
+    builder.finalize(str(root / "text_document.idx"))
+    meta = {"vocab_size": tok.get_vocab_size(), "eod_id": 0, "pad_id": 1, "documents": docs, "tokens": count}
+    (root / "tokens.json").write_text(json.dumps(meta))
+    return meta
+
+
+def make_cfg(root: Path, **train: object) -> RunConfig:
+    return RunConfig.model_validate(
+        {"name": "t", "dir": str(root), "data": {"sample": {}}, "train": {**TINY, **train}}
+    )
+
+
+def metrics(cfg: RunConfig) -> list[dict]:
+    return [json.loads(ln) for ln in (cfg.paths.train / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(autouse=True)
+def hermetic(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in (
+        "RANK",
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "MASTER_ADDR",
+        "MASTER_PORT",
+        "SLURM_PROCID",
+        "SLURM_NTASKS",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> RunConfig:
+    """10 steps, checkpoints every 5: the reference run that other tests copy and change."""
+    root = tmp_path_factory.mktemp("ref")
+    write_tokens(root / "tokens")
+    cfg = make_cfg(root, steps=10, save_interval=5)
+    run(cfg)
+    return cfg
+
+
+def copy_run(cfg: RunConfig, dest: Path, **train: object) -> RunConfig:
+    shutil.copytree(cfg.dir, dest)
+    return make_cfg(dest, **{**cfg.train.model_dump(mode="json"), **train})
+
+
+# ------------------------------------------------------------------------------------ pure parts
+
+
+def test_lr_warms_up_then_decays_to_min() -> None:
+    t = TrainConfig.model_validate(dict(steps=60, warmup_steps=5, lr=3e-3, min_lr=3e-4))
+    lrs = [lr_at(s, t) for s in range(1, 61)]
+    assert lrs[:5] == pytest.approx([6e-4, 1.2e-3, 1.8e-3, 2.4e-3, 3e-3])
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:], strict=False))
+    assert lrs[-1] == pytest.approx(3e-4)
+
+
+def test_micro_batches_cover_each_global_batch_once() -> None:
+    t = TrainConfig.model_validate(dict(nproc=4, micro_batch_size=2, global_batch_size=16))
+    layout = Layout(world_size=4, tensor_parallel=1, pipeline_parallel=1)
+    for step in (0, 3):
+        starts = [s for r in range(4) for s in micro_batches(step, t, layout, r)]
+        samples = sorted(i for s in starts for i in range(s, s + 2))
+        assert samples == list(range(step * 16, step * 16 + 16))
+
+
+def test_vocab_and_ffn_padding() -> None:
+    assert padded_vocab(396, 1) == 512
+    assert padded_vocab(512, 2) == 512
+    assert padded_vocab(513, 2) == 768
+    assert ffn_size(128) == 384  # 341.3 rounded up to a multiple of 64
+    arch = arch_of(TrainConfig.model_validate(dict(num_query_groups=None)), 300)
+    assert (arch.num_query_groups, arch.vocab_size, arch.head_dim) == (4, 384, 32)
+
+
+def test_dist_env_reads_torchrun_and_slurm_variables() -> None:
+    tr = dist_env(
+        {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "n1", "MASTER_PORT": "4000"}
+    )
+    assert (tr.rank, tr.world_size, tr.local_rank, tr.master_addr, tr.master_port) == (3, 4, 1, "n1", 4000)
+    slurm = {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1", "SLURM_JOB_ID": "77"}
+    env = dist_env({**slurm, "MASTER_ADDR": "gpu01"})
+    assert (env.rank, env.world_size, env.local_rank, env.master_addr) == (5, 8, 1, "gpu01")
+    assert env.master_port == dist_env({**slurm, "MASTER_ADDR": "x"}).master_port  # same on every task
+    single = dist_env({})
+    assert (single.rank, single.world_size, single.master_addr) == (0, 1, "127.0.0.1")
+
+
+def test_pipeline_parallel_is_refused_clearly() -> None:
+    t = TrainConfig.model_validate(dict(pipeline_parallel=2, nproc=2))
+    with pytest.raises(ConfigError, match="pipeline_parallel"):
+        check_layout(t, 2)
+
+
+def test_torchrun_command_runs_the_training_module() -> None:
+    cmd = torchrun_command(2, Path("/r/config.resolved.yaml"))
+    assert cmd[1:4] == ["-m", "torch.distributed.run", "--standalone"]
+    assert cmd[-4:] == ["-m", "training", "--config", "/r/config.resolved.yaml"]
+
+
+# -------------------------------------------------------------------------------- input checking
+
+
+@pytest.mark.parametrize("name", ["tokens.json", "tokenizer.json", "text_document.bin", "text_document.idx"])
+def test_missing_token_file_names_path_and_fix(tmp_path: Path, name: str) -> None:
+    write_tokens(tmp_path / "tokens", docs=30)
+    (tmp_path / "tokens" / name).unlink()
+    with pytest.raises(InputError, match="commonweights tokenize") as e:
+        run(make_cfg(tmp_path, steps=2))
+    assert str(tmp_path / "tokens" / name) in str(e.value)
+
+
+def test_tokenizer_vocab_mismatch_is_an_input_error(tmp_path: Path) -> None:
+    meta = write_tokens(tmp_path / "tokens", docs=30)
+    (tmp_path / "tokens" / "tokens.json").write_text(
+        json.dumps({**meta, "vocab_size": meta["vocab_size"] + 7})
+    )
+    with pytest.raises(InputError, match="tokenizer.json") as e:
+        run(make_cfg(tmp_path, steps=2))
+    assert "different tokenizer" in str(e.value)
+
+
+def test_checkpoint_with_smaller_vocab_is_refused(trained: RunConfig, tmp_path: Path) -> None:
+    cfg = copy_run(trained, tmp_path / "run")
+    marker_path = cfg.paths.checkpoints / "iter_0000010" / checkpoint.MARKER
+    marker = json.loads(marker_path.read_text())
+    marker["arch"]["vocab_size"] = 256  # below the tokenizer's vocabulary
+    marker_path.write_text(json.dumps(marker))
+    with pytest.raises(ConfigError, match="iter_0000010") as e:
+        run(cfg)
+    assert "vocabulary rows" in str(e.value)
+
+
+def test_changed_model_shape_is_refused_on_resume(trained: RunConfig, tmp_path: Path) -> None:
+    cfg = copy_run(trained, tmp_path / "run", hidden_size=128)
+    with pytest.raises(ConfigError, match="hidden_size: checkpoint 64 vs config 128"):
+        run(cfg)
+
+
+# ---------------------------------------------------------------------------- training behaviour
+
+
+def test_loss_falls_and_outputs_follow_the_run_layout(tmp_path: Path) -> None:
+    write_tokens(tmp_path / "tokens")
+    cfg = make_cfg(tmp_path, steps=30, save_interval=10, keep_last=2, wandb="offline")
+    summary = run(cfg)
+
+    rows = metrics(cfg)
+    assert [r["step"] for r in rows] == list(range(1, 31))
+    assert set(rows[0]) == {"step", "loss", "lr", "grad_norm", "tokens", "elapsed_s"}
+    assert rows[-1]["tokens"] == 30 * 8 * 64
+    assert summary["first_loss"] == rows[0]["loss"] and summary["final_loss"] == rows[-1]["loss"]
+    assert summary["final_loss"] < summary["first_loss"] - 2.0  # ~5.9 → ~2.5 on this text
+    assert json.loads((cfg.paths.train / "train.json").read_text()) == summary
+    assert summary["checkpoint"] == "train/checkpoints/iter_0000030"
+    assert (summary["world_size"], summary["data_parallel"], summary["iteration"]) == (1, 1, 30)
+    assert summary["parameters"] == sum(p.numel() for p in _megatron_params(cfg))
+    assert any((cfg.paths.train / "wandb").glob("offline-run-*"))
+
+    ckpts = cfg.paths.checkpoints
+    assert sorted(p.name for p in ckpts.iterdir()) == ["iter_0000020", "iter_0000030", "latest"]
+    assert (ckpts / "latest").read_text().strip() == "30"
+    marker = json.loads((ckpts / "iter_0000030" / checkpoint.MARKER).read_text())
+    assert marker["iteration"] == 30 and marker["consumed_samples"] == 30 * 8
+    assert marker["config_digest"] == cfg.digest()
+    assert marker["rng"]["seed"] == cfg.train.seed
+
+
+def _megatron_params(cfg: RunConfig) -> list[torch.Tensor]:
+    """Weights of the saved checkpoint, read back with dist_checkpointing's plain-tensor loader."""
+    from training.export import megatron_state
+
+    _, path, marker = checkpoint.require_newest(cfg.paths.checkpoints)
+    return list(megatron_state(cfg, path, Arch.from_record(marker["arch"])).values())
+
+
+def test_resume_is_exact_and_skips_incomplete_checkpoints(trained: RunConfig, tmp_path: Path) -> None:
+    reference = metrics(trained)
+    cfg = copy_run(trained, tmp_path / "run")
+    ckpts = cfg.paths.checkpoints
+    # A crash while saving step 10: its folder lost the marker, and a later save left a .tmp with one.
+    shutil.copytree(ckpts / "iter_0000010", ckpts / "iter_0000015.tmp")
+    json_marker = ckpts / "iter_0000015.tmp" / checkpoint.MARKER
+    json_marker.write_text(json_marker.read_text().replace('"iteration": 10', '"iteration": 15'))
+    (ckpts / "iter_0000010" / checkpoint.MARKER).unlink()
+    assert checkpoint.newest(ckpts) == (5, ckpts / "iter_0000005")
+
+    summary = run(cfg)
+
+    assert summary["resumed_from"] == 5
+    resumed = metrics(cfg)
+    assert [r["step"] for r in resumed] == list(range(1, 11))
+    assert all(a["elapsed_s"] < b["elapsed_s"] for a, b in zip(resumed, resumed[1:], strict=False))
+    for a, b in zip(reference, resumed, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], abs=1e-6)
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], abs=1e-6)
+    assert sorted(p.name for p in ckpts.iterdir()) == ["iter_0000005", "iter_0000010", "latest"]
+    assert checkpoint.read_marker(ckpts / "iter_0000010") is not None
+
+
+def test_finished_run_is_not_trained_again(trained: RunConfig, tmp_path: Path) -> None:
+    cfg = copy_run(trained, tmp_path / "run")
+    summary = run(cfg)
+    assert summary["resumed_from"] == 10 and summary["iteration"] == 10
+    assert [r["step"] for r in metrics(cfg)] == list(range(1, 11))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", [{"nproc": 2}, {"nproc": 2, "tensor_parallel": 2}], ids=["dp2", "tp2"])
+def test_two_processes_match_one(trained: RunConfig, tmp_path: Path, layout: dict) -> None:
+    """torchrun with DP=2 or TP=2 over gloo gives the single process's losses (same padded vocab)."""
+    from training.launch import launch
+
+    meta = json.loads((trained.paths.tokens / "tokens.json").read_text())
+    assert padded_vocab(meta["vocab_size"], 1) == padded_vocab(meta["vocab_size"], 2)
+    root = tmp_path / "run"
+    shutil.copytree(trained.paths.tokens, root / "tokens")
+    cfg = make_cfg(root, steps=10, save_interval=5, **layout)
+    summary = launch(cfg)
+    assert summary["world_size"] == 2
+    assert summary["parameters"] == json.loads((trained.paths.train / "train.json").read_text())["parameters"]
+    for a, b in zip(metrics(trained), metrics(cfg), strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_stop_signal_ends_in_a_checkpoint(tmp_path: Path) -> None:
+    """SIGUSR1 (Slurm's warning before the time limit) stops after the current step with a checkpoint."""
+    write_tokens(tmp_path / "tokens", docs=60)
+    cfg = make_cfg(tmp_path, steps=5000, save_interval=1000)
+    config = cfg.write_resolved()
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "SLURM_PROCID")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training", "--config", str(config)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    log = cfg.paths.train / "metrics.jsonl"
+    while not (log.is_file() and len(log.read_text().splitlines()) >= 3):
+        assert proc.poll() is None, "training exited before the signal"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGUSR1)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["interrupted"] is True and summary["iteration"] < 5000
+    newest = checkpoint.newest(cfg.paths.checkpoints)
+    assert newest is not None and newest[0] == summary["iteration"] == metrics(cfg)[-1]["step"]
+
+
+def test_dataset_tokenizer_round_trips_text(tmp_path: Path) -> None:
+    from training.data import _megatron_tokenizer, read_tokens
+
+    write_tokens(tmp_path / "tokens", docs=30)
+    tok = _megatron_tokenizer(read_tokens(make_cfg(tmp_path, steps=2).paths))
+    text = "the ferry left the harbour at noon"
+    ids = tok.tokenize(text)
+    assert ids and tok.detokenize(ids) == text
+    with pytest.raises(TypeError, match="no chat template"):
+        tok.apply_chat_template()

@@ -1,0 +1,248 @@
+"""Atomic, resumable megatron dist_checkpointing checkpoints under `train/checkpoints/`.
+
+Layout: `iter_NNNNNNN/` holds megatron's torch_dist files plus `commonweights.json`, the completion
+marker. A save writes `iter_NNNNNNN.tmp/`, adds the marker last, renames the folder into place and
+then replaces `latest` (the newest iteration, as text) through a temp file, so a crash at any point
+leaves either the previous complete checkpoint or the new one. Only folders named `iter_NNNNNNN`
+holding a marker are ever loaded; a `.tmp` folder or one without a marker is ignored.
+
+What a checkpoint restores: model weights, optimizer moments (as sharded tensors mirroring the
+weights, so a TP=2 checkpoint loads into TP=1), the iteration and consumed samples, and each rank's
+RNG states (one sharded object per pipeline x tensor rank). The LR schedule is a pure function of the
+iteration (`train.lr_at`), so restoring the iteration restores it. `model` arguments are megatron
+modules (they provide `sharded_state_dict()`), typed `Any` so that megatron's types stay in here.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from commonweights.errors import InputError
+
+MARKER = "commonweights.json"
+LATEST = "latest"
+RNG_KEY = "rng_state"
+_NAME = re.compile(r"^iter_(\d{7})$")
+_TMP = re.compile(r"^iter_(\d{7})\.tmp$")
+
+
+def iter_name(iteration: int) -> str:
+    return f"iter_{iteration:07d}"
+
+
+def read_marker(path: Path) -> dict[str, Any] | None:
+    """The marker of a complete checkpoint folder, or None when the folder is not complete."""
+    m = _NAME.match(path.name)
+    marker = path / MARKER
+    if not (m and path.is_dir() and marker.is_file()):
+        return None
+    try:
+        rec = json.loads(marker.read_text())
+    except ValueError:
+        return None
+    if not isinstance(rec, dict) or rec.get("iteration") != int(m.group(1)):
+        return None
+    return rec
+
+
+def complete(root: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints under root, oldest first."""
+    if not root.is_dir():
+        return []
+    found = [(int(p.name[5:]), p) for p in root.iterdir() if read_marker(p) is not None]
+    return sorted(found)
+
+
+def newest(root: Path) -> tuple[int, Path] | None:
+    done = complete(root)
+    return done[-1] if done else None
+
+
+def require_newest(root: Path) -> tuple[int, Path, dict[str, Any]]:
+    """The newest complete checkpoint, or an InputError that says how to make one."""
+    found = newest(root)
+    if found is None:
+        raise InputError(
+            f"{root}: no complete checkpoint (a folder iter_NNNNNNN with {MARKER}); "
+            "run `commonweights train --config CONFIG` first"
+        )
+    it, path = found
+    return it, path, read_marker(path) or {}
+
+
+def _rng_states() -> dict[str, Any]:
+    from megatron.core.tensor_parallel import get_cuda_rng_tracker
+
+    states: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "tracker": get_cuda_rng_tracker().get_states(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    from megatron.core.tensor_parallel import get_cuda_rng_tracker
+
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state(states["cuda"])
+    get_cuda_rng_tracker().set_states(states["tracker"])
+
+
+def _rng_object(data: Any) -> Any:
+    """This rank's RNG states as one shard of a (pipeline x tensor) grid, replicated over DP."""
+    from megatron.core import parallel_state as ps
+    from megatron.core.dist_checkpointing.mapping import ShardedObject
+
+    shape = (ps.get_pipeline_model_parallel_world_size(), ps.get_tensor_model_parallel_world_size())
+    offset = (ps.get_pipeline_model_parallel_rank(), ps.get_tensor_model_parallel_rank())
+    return ShardedObject(RNG_KEY, data, shape, offset, replica_id=ps.get_data_parallel_rank())
+
+
+def _optimizer_sharded(model_sd: Any, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimizer's moments as sharded tensors laid out like the weights they belong to."""
+    from megatron.core.dist_checkpointing.optimizer import (
+        get_param_id_to_sharded_param_map,
+        optim_state_to_sharding_state,
+    )
+
+    state = optimizer.state_dict()
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    ids = get_param_id_to_sharded_param_map(model_sd, params)
+    # `step` is a per-parameter scalar equal to the iteration; it is restored from the marker.
+    optim_state_to_sharding_state(state, ids, exclude_keys=("step",))
+    return state
+
+
+def _barrier() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def _rank() -> int:
+    return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+
+
+def save(
+    root: Path,
+    iteration: int,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    marker: dict[str, Any],
+    keep_last: int,
+) -> Path:
+    """Write one checkpoint atomically (collective: every rank calls it); returns the final folder."""
+    from megatron.core import dist_checkpointing
+
+    final = root / iter_name(iteration)
+    tmp = root / f"{final.name}.tmp"
+    if _rank() == 0:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+    _barrier()
+    model_sd = model.sharded_state_dict()
+    state = {
+        "model": model_sd,
+        "optimizer": _optimizer_sharded(model_sd, optimizer),
+        RNG_KEY: _rng_object(_rng_states()),
+    }
+    dist_checkpointing.save(state, str(tmp))
+    _barrier()
+    if _rank() == 0:
+        _write_json(tmp / MARKER, {**marker, "iteration": iteration})
+        if final.exists():  # a leftover without a marker (never loaded), or an older copy of this step
+            shutil.rmtree(final)
+        tmp.rename(final)
+        latest = root / f"{LATEST}.tmp"
+        latest.write_text(f"{iteration}\n")
+        latest.replace(root / LATEST)
+        prune(root, keep_last)
+    _barrier()
+    return final
+
+
+def prune(root: Path, keep_last: int) -> None:
+    """Keep the newest `keep_last` complete checkpoints; drop older ones and `.tmp` leftovers.
+
+    Called by rank 0 right after its own save, when no other save of this run can be in flight.
+    """
+    for _, path in complete(root)[:-keep_last]:
+        shutil.rmtree(path)
+    for p in root.iterdir():
+        if _TMP.match(p.name) and p.is_dir():
+            shutil.rmtree(p)
+
+
+def load(path: Path, model: Any, optimizer: torch.optim.Optimizer, restore_rng: bool) -> dict[str, Any]:
+    """Restore weights, optimizer moments and (same layout only) RNG states; returns the marker.
+
+    The optimizer must already hold state for every parameter (see `init_optimizer_state`), since
+    the load fills a sharded copy of it.
+    """
+    from megatron.core import dist_checkpointing
+
+    marker = read_marker(path)
+    if marker is None:
+        raise InputError(f"{path}: not a complete checkpoint (no valid {MARKER})")
+    model_sd = model.sharded_state_dict()
+    state: dict[str, Any] = {"model": model_sd, "optimizer": _optimizer_sharded(model_sd, optimizer)}
+    if restore_rng:
+        state[RNG_KEY] = _rng_object(None)
+    with torch.no_grad():
+        loaded = dist_checkpointing.load(state, str(path))
+    model.load_state_dict(loaded["model"])
+    opt_state = loaded["optimizer"]
+    step = torch.tensor(float(marker["iteration"]))
+    for param_state in opt_state["state"].values():
+        param_state["step"] = step.clone()
+    optimizer.load_state_dict(opt_state)
+    if restore_rng:
+        _set_rng_states(loaded[RNG_KEY])
+    return marker
+
+
+def load_weights(path: Path, model: Any) -> None:
+    """Load only the model weights (export, evaluation), into any tensor-parallel layout."""
+    from megatron.core import dist_checkpointing
+
+    with torch.no_grad():
+        loaded = dist_checkpointing.load({"model": model.sharded_state_dict()}, str(path))
+    model.load_state_dict(loaded["model"])
+
+
+def init_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Create the optimizer's per-parameter state without changing any weight.
+
+    One step with zero gradients and lr=0 makes torch allocate the moments (all zero), so that a
+    checkpoint load has tensors of the right shape to fill.
+    """
+    lrs = [g["lr"] for g in optimizer.param_groups]
+    for g in optimizer.param_groups:
+        g["lr"] = 0.0
+        for p in g["params"]:
+            p.grad = torch.zeros_like(p)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    for g, lr in zip(optimizer.param_groups, lrs, strict=True):
+        g["lr"] = lr
+
+
+def _write_json(path: Path, rec: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(rec, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
