@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 import trafilatura
 
 from commonweights.config import GovernanceConfig, GovernanceMode, canonical_json
-from data_governance import ids, licence, pii, quality, reasons, signals
+from data_governance import ids, langid, licence, pii, quality, reasons, signals
 from data_governance.reasons import Decision, Reason
 from data_governance.robots import RobotsRule
+from data_governance.signals import TdmSnapshot
 from data_governance.takedowns import Takedowns
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -110,18 +111,28 @@ def base_row(rec: RawRecord, policy_hash: str) -> dict[str, Any]:
         "pii_email": 0,
         "pii_phone": 0,
         "pii_ip": 0,
+        "pii_iban": 0,
         "policy_hash": policy_hash,
     }
 
 
 class Assessor:
-    """Applies the governance policy to records; holds only per-run lookups (robots, takedowns)."""
+    """Applies the governance policy to records; holds only per-run lookups (robots, TDMRep
+    well-known files, takedowns)."""
 
-    def __init__(self, policy: GovernanceConfig, policy_hash: str, robots: RobotsRule, takedowns: Takedowns):
+    def __init__(
+        self,
+        policy: GovernanceConfig,
+        policy_hash: str,
+        robots: RobotsRule,
+        takedowns: Takedowns,
+        tdmrep: dict[str, TdmSnapshot] | None = None,
+    ):
         self.policy = policy
         self.policy_hash = policy_hash
         self.robots = robots
         self.takedowns = takedowns
+        self.tdmrep = tdmrep or {}
 
     def assess(self, rec: RawRecord) -> Assessed:
         row = base_row(rec, self.policy_hash)
@@ -146,15 +157,24 @@ class Assessor:
         # Consent signals, all of them, cheapest first.
         robots_ev = self.robots.evaluate(row["domain"], rec.uri)
         denied.extend(robots_ev.reasons)
-        if self.takedowns.matches(row["doc_id"], rec.uri, row["domain"]):
+        takedown = self.takedowns.match(row["doc_id"], rec.uri, row["domain"])
+        if takedown is not None:
             denied.append(Reason.takedown.value)
         consent: dict[str, Any] = {"robots": robots_ev.to_json()}
-        tdm_header = rec.header("tdm-reservation")
-        usage = signals.parse_content_usage(rec.header("content-usage") or "")
+        if takedown is not None:
+            consent["takedown"] = takedown.to_json()
+        aipref_header = signals.aipref_decision(rec.header("content-usage") or "", "header")
+        aipref_robots = {
+            agent: d
+            for agent, rule in robots_ev.content_usage.items()
+            if (d := signals.aipref_decision(rule.value, "robots")) is not None
+        }
+        for d in [aipref_header, *aipref_robots.values()]:
+            if d is not None and d.training == "n" and d.decided_by:
+                code = reasons.aipref(d.decided_by)
+                if code not in denied:
+                    denied.append(code)
         xrobots = signals.header_tokens(rec.header("x-robots-tag") or "")
-        for category in signals.AIPREF_TRAINING:
-            if usage.get(category) == "n":
-                denied.append(reasons.aipref(category))
         if "noai" in xrobots:
             denied.append(Reason.header_noai.value)
 
@@ -166,26 +186,51 @@ class Assessor:
             text = extract_text(html)
         elif mime in TEXT_TYPES and not denied_by_record(denied):
             text = decode(rec.payload, charset)
-        tdm = (tdm_header or html_ev.tdm_reservation or "").strip()
-        if tdm == "1":
+        tdm = signals.tdm_decision(
+            rec.header("tdm-reservation"),
+            rec.header("tdm-policy"),
+            html_ev.tdm_reservation,
+            html_ev.tdm_policy,
+            rec.uri,
+            self.tdmrep.get(row["domain"]),
+        )
+        if tdm.reserved:
             denied.append(Reason.tdm_reserved.value)
         if "noai" in html_ev.robots_meta:
             denied.append(Reason.meta_noai.value)
         consent.update(
             {
                 "tdmrep": {
-                    "header": tdm_header,
+                    # header/meta/policy as first recorded (schema 1), then the full decision.
+                    "header": rec.header("tdm-reservation"),
                     "meta": html_ev.tdm_reservation,
-                    "policy": rec.header("tdm-policy") or html_ev.tdm_policy,
+                    "policy": tdm.policy,
+                    "decision": tdm.to_json(),
                 },
-                "aipref": {"vocab": signals.AIPREF_VOCAB, "content_usage": usage} if usage else None,
+                "aipref": (
+                    {
+                        "vocab": signals.AIPREF_VOCAB,
+                        "content_usage": aipref_header.prefs if aipref_header else {},
+                        "header": aipref_header.to_json() if aipref_header else None,
+                        "robots": {a: d.to_json() for a, d in aipref_robots.items()},
+                    }
+                    if aipref_header or aipref_robots
+                    else None
+                ),
                 "meta_robots": html_ev.robots_meta,
                 "x_robots_tag": xrobots,
+                "noai": {
+                    "meta": [t for t in signals.NOAI_TOKENS if t in html_ev.robots_meta],
+                    "header": [t for t in signals.NOAI_TOKENS if t in xrobots],
+                },
             }
         )
+        if html_ev.parse_error:
+            consent["html_parse_error"] = html_ev.parse_error[:200]
         row["consent"] = canonical_json(consent)
 
-        # Licence: evidence by location; the page licence is the strongest page-level one.
+        # Licence: evidence by location; the page licence is the strongest page-level one. Where the
+        # page states several licences, open-licence mode needs every one of them on the allowlist.
         page = licence.page_licence(html_ev.licences)
         row["licence_evidence"] = canonical_json([e.to_json() for e in html_ev.licences])
         if page is not None:
@@ -193,8 +238,11 @@ class Assessor:
         if self.policy.mode == GovernanceMode.open_licence:
             if page is None or page.spdx is None:
                 denied.append(Reason.licence_missing.value)
-            elif not licence.allowed(page.spdx, self.policy.licence_allowlist):
-                denied.append(reasons.licence_not_allowed(page.spdx))
+            else:
+                stated = list(dict.fromkeys(e.spdx for e in licence.page_level(html_ev.licences) if e.spdx))
+                for spdx in stated:
+                    if not licence.allowed(spdx, self.policy.licence_allowlist):
+                        denied.append(reasons.licence_not_allowed(spdx))
 
         # Text: PII redaction, then quality on what would be kept.
         if not denied_by_record(denied):
@@ -203,17 +251,62 @@ class Assessor:
             else:
                 if self.policy.redact_pii:
                     text, counts = pii.redact(text)
-                    row["pii_email"], row["pii_phone"], row["pii_ip"] = (
-                        counts["email"],
-                        counts["phone"],
-                        counts["ip"],
-                    )
+                    row.update({f"pii_{kind}": n for kind, n in counts.items()})
+                text, failed = quality.evaluate(text, self.policy.quality)  # reference mode may trim
+                denied.extend(reasons.quality(name) for name in failed)
+                if self.policy.languages and not failed:
+                    _, other = langid.check(text, self.policy.languages, self.policy.min_language_score)
+                    if other is not None:
+                        denied.append(langid.reason(other))
                 row["text_sha256"] = ids.sha256(text.encode())
                 row["chars"] = len(text)
-                denied.extend(reasons.quality(name) for name in quality.check(text, self.policy.quality))
         row["reasons"] = denied
         row["decision"] = Decision.dropped.value if denied else Decision.kept.value
         return Assessed(row, text if not denied else None)
+
+
+def consent_licence_reasons(
+    consent: dict[str, Any], evidence: list[dict[str, Any]], policy: GovernanceConfig
+) -> set[str]:
+    """The consent and licence reasons that the stored evidence of a row gives under `policy`.
+
+    The same decisions `Assessor.assess` makes, re-derived from the manifest's `consent` and
+    `licence_evidence` columns alone, so an auditor can re-check a row (robots fallbacks and verdicts,
+    takedown, TDMRep in any carrier, aipref from the header or robots.txt, noai, licences).
+    """
+    want: set[str] = set()
+    robots = consent.get("robots") or {}
+    fallback = robots.get("fallback")
+    if fallback:
+        kind, _, applied = str(fallback).partition(":")
+        if applied == "disallow":
+            want.add(Reason.robots_missing.value if kind == "missing" else Reason.robots_unavailable.value)
+    else:
+        verdicts = robots.get("verdicts") or {}
+        want |= {reasons.robots(a) for a in policy.agents if verdicts.get(a) is False}
+    if consent.get("takedown"):
+        want.add(Reason.takedown.value)
+    tdm = consent.get("tdmrep") or {}
+    decision = tdm.get("decision") or {}
+    if decision.get("reserved") or str(tdm.get("header") or tdm.get("meta") or "").strip() == "1":
+        want.add(Reason.tdm_reserved.value)
+    aipref = consent.get("aipref") or {}
+    for d in [aipref.get("header"), *(aipref.get("robots") or {}).values()]:
+        if d and d.get("training") == "n" and d.get("decided_by"):
+            want.add(reasons.aipref(d["decided_by"]))
+    if "noai" in (consent.get("x_robots_tag") or []):
+        want.add(Reason.header_noai.value)
+    if "noai" in (consent.get("meta_robots") or []):
+        want.add(Reason.meta_noai.value)
+    if policy.mode == GovernanceMode.open_licence:
+        ev = [licence.Evidence(e.get("location", ""), e.get("href", ""), e.get("spdx")) for e in evidence]
+        stated = list(dict.fromkeys(e.spdx for e in licence.page_level(ev) if e.spdx))
+        if not stated:
+            want.add(Reason.licence_missing.value)
+        want |= {
+            reasons.licence_not_allowed(s) for s in stated if not licence.allowed(s, policy.licence_allowlist)
+        }
+    return want
 
 
 def denied_by_record(denied: list[str]) -> bool:

@@ -1,8 +1,14 @@
-"""Consent and licence evidence from one HTML parse and the HTTP headers.
+"""Consent and licence evidence from the HTTP headers, one HTML parse and the site's well-known files.
 
-Signals: TDMRep (`tdm-reservation` header or meta), IETF aipref `Content-Usage` header, `noai` in meta
-robots or X-Robots-Tag, and licence links by location (see licence.py). Every signal is gathered for
-every document so that an auditor sees all of them and a later policy can re-decide from the evidence.
+Signals and their standards:
+- TDMRep (W3C TDM Reservation Protocol, final community group report): the `tdm-reservation` and
+  `tdm-policy` HTTP headers, the same names as HTML meta, and `/.well-known/tdmrep.json` rules whose
+  `location` patterns are matched against the URL path.
+- IETF aipref: `Content-Usage` preferences (HTTP header or a robots.txt rule) in a versioned vocabulary.
+- `noai` / `noimageai` tokens in `<meta name="robots">` or the `X-Robots-Tag` header.
+- Licence links by location (see licence.py).
+Every signal is gathered for every document so that an auditor sees all of them and a later policy can
+re-decide from the evidence.
 """
 
 from __future__ import annotations
@@ -14,11 +20,235 @@ from typing import Any
 import lxml.html
 from lxml import etree
 
-from data_governance.licence import Evidence, spdx_from_url
+from data_governance.licence import Evidence, find_licences
+from data_governance.robots import matches, normalise_pattern, url_path
 
-# aipref vocabulary version the parser implements; categories whose "n" denies training a generative LM.
+# ---------------------------------------------------------------- IETF aipref
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """One published version of the aipref vocabulary: each category and the category it refines."""
+
+    version: str
+    parents: dict[str, str | None]
+    training: str  # the category that covers what we do (training a generative language model)
+
+    def effective(self, prefs: dict[str, str], category: str) -> tuple[str | None, str | None]:
+        """(y/n, the category that stated it) for `category`, inheriting from broader categories."""
+        node: str | None = category
+        while node is not None:
+            if node in prefs:
+                return prefs[node], node
+            node = self.parents.get(node)
+        return None, None
+
+
+# Drafts change; each version the parser knows is kept, and the evidence records which one was used.
+VOCABULARIES = {
+    "draft-ietf-aipref-vocab-01": Vocabulary(
+        "draft-ietf-aipref-vocab-01",
+        {"bots": None, "train-ai": "bots", "train-genai": "train-ai", "search": "bots", "ai-use": "bots"},
+        "train-genai",
+    ),
+}
 AIPREF_VOCAB = "draft-ietf-aipref-vocab-01"
-AIPREF_TRAINING = ("train-ai", "train-genai")
+# Kept for callers that list the categories whose "n" denies training a generative LM.
+AIPREF_TRAINING = ("bots", "train-ai", "train-genai")
+
+
+def parse_content_usage(value: str) -> dict[str, str]:
+    """`Content-Usage: train-ai=n, search=y` → {"train-ai": "n", "search": "y"} (a Structured Field
+    dictionary; parameters after `;` are ignored, members that are not y/n are dropped)."""
+    prefs: dict[str, str] = {}
+    for item in value.split(","):
+        member = item.split(";", 1)[0].strip()
+        key, sep, val = member.partition("=")
+        key, val = key.strip().lower(), val.strip().strip('"').lower()
+        if sep and key and val in ("y", "n"):
+            prefs[key] = val
+    return prefs
+
+
+@dataclass(frozen=True)
+class AiprefDecision:
+    vocab: str
+    source: str  # "header" or "robots"
+    prefs: dict[str, str]
+    training: str | None  # effective y/n for the vocabulary's training category
+    decided_by: str | None  # the category that stated it
+    unknown: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "vocab": self.vocab,
+            "source": self.source,
+            "content_usage": self.prefs,
+            "training": self.training,
+            "decided_by": self.decided_by,
+            "unknown": list(self.unknown),
+        }
+
+
+def aipref_decision(value: str, source: str, vocab: str = AIPREF_VOCAB) -> AiprefDecision | None:
+    if vocab not in VOCABULARIES:
+        raise ValueError(f"unknown aipref vocabulary {vocab!r}; known: {', '.join(VOCABULARIES)}")
+    prefs = parse_content_usage(value)
+    if not prefs:
+        return None
+    v = VOCABULARIES[vocab]
+    training, by = v.effective(prefs, v.training)
+    unknown = tuple(k for k in prefs if k not in v.parents)
+    return AiprefDecision(vocab, source, prefs, training, by, unknown)
+
+
+# ---------------------------------------------------------------- TDMRep
+
+
+def _reservation(value: Any) -> int | None:
+    text = str(value).strip() if value is not None else ""
+    return int(text) if text in ("0", "1") else None
+
+
+@dataclass(frozen=True)
+class TdmRule:
+    location: str
+    reservation: int | None
+    policy: str | None
+    index: int  # position in tdmrep.json
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "location": self.location,
+            "tdm-reservation": self.reservation,
+            "tdm-policy": self.policy,
+            "index": self.index,
+        }
+
+
+@dataclass
+class TdmRepFile:
+    """A site's `/.well-known/tdmrep.json`: rules matched on the URL path. The longest matching
+    `location` decides (as in RFC 9309); between equally long matches a reservation wins."""
+
+    rules: list[TdmRule] = field(default_factory=list)
+    error: str | None = None
+
+    @classmethod
+    def parse(cls, text: str | bytes) -> TdmRepFile:
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            return cls([], f"not JSON: {e}")
+        if not isinstance(data, list):
+            return cls([], "expected a JSON array of rules")
+        rules = []
+        for i, item in enumerate(data):
+            if not isinstance(item, dict) or not isinstance(item.get("location"), str):
+                continue
+            policy = item.get("tdm-policy")
+            rules.append(
+                TdmRule(
+                    item["location"].strip(),
+                    _reservation(item.get("tdm-reservation")),
+                    str(policy) if policy else None,
+                    i,
+                )
+            )
+        return cls(rules)
+
+    def lookup(self, url: str) -> TdmRule | None:
+        path = url_path(url)
+        best: TdmRule | None = None
+        for r in self.rules:
+            pattern = normalise_pattern(r.location if r.location.startswith(("/", "*")) else "/" + r.location)
+            if not matches(pattern, path):
+                continue
+            if (
+                best is None
+                or len(r.location) > len(best.location)
+                or (len(r.location) == len(best.location) and r.reservation == 1 and best.reservation != 1)
+            ):
+                best = r
+        return best
+
+
+@dataclass(frozen=True)
+class TdmSnapshot:
+    """One domain's /.well-known/tdmrep.json as fetched (status 404: the site has none)."""
+
+    domain: str
+    fetched_at: str
+    status: int
+    file: TdmRepFile
+
+    @classmethod
+    def from_json(cls, line: str, where: str) -> TdmSnapshot:
+        try:
+            d = json.loads(line)
+            status = int(d["status"])
+            body = str(d.get("body") or "")
+            return cls(
+                str(d["domain"]).lower().removeprefix("www."),
+                str(d["fetched_at"]),
+                status,
+                TdmRepFile.parse(body) if 200 <= status < 300 else TdmRepFile(),
+            )
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(
+                f"{where}: bad tdmrep snapshot line ({e}); expected JSON with domain, fetched_at, status "
+                "and body (the /.well-known/tdmrep.json text)"
+            ) from None
+
+
+@dataclass(frozen=True)
+class TdmDecision:
+    reserved: bool
+    header: int | None
+    meta: int | None
+    well_known: TdmRule | None
+    policy: str | None
+    snapshot: str | None  # fetched_at of the well-known snapshot used, if any
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reserved": self.reserved,
+            "header": self.header,
+            "meta": self.meta,
+            "well_known": self.well_known.to_json() if self.well_known else None,
+            "well_known_fetched_at": self.snapshot,
+            "well_known_error": self.error,
+            "policy": self.policy,
+        }
+
+
+def tdm_decision(
+    header: str | None,
+    header_policy: str | None,
+    meta: str | None,
+    meta_policy: str | None,
+    url: str,
+    snapshot: TdmSnapshot | None,
+) -> TdmDecision:
+    """Combine the three carriers. Any carrier that reserves TDM rights reserves them: the most
+    protective reading, so a site-wide reservation is not undone by a page that omits or zeroes it."""
+    h, m = _reservation(header), _reservation(meta)
+    rule = snapshot.file.lookup(url) if snapshot else None
+    w = rule.reservation if rule else None
+    policy = header_policy or meta_policy or (rule.policy if rule else None)
+    return TdmDecision(
+        reserved=1 in (h, m, w),
+        header=h,
+        meta=m,
+        well_known=rule,
+        policy=policy,
+        snapshot=snapshot.fetched_at if snapshot else None,
+        error=snapshot.file.error if snapshot else None,
+    )
+
+
+# ---------------------------------------------------------------- HTML
 
 
 @dataclass
@@ -44,73 +274,14 @@ def parse_html(html: str) -> HtmlEvidence:
     for meta in root.iter("meta"):
         name = (meta.get("name") or "").strip().lower()
         content = (meta.get("content") or "").strip()
-        if name == "tdm-reservation":
+        if name in ("tdm-reservation", "tdm:reservation"):
             ev.tdm_reservation = content
-        elif name == "tdm-policy":
+        elif name in ("tdm-policy", "tdm:policy"):
             ev.tdm_policy = content
         elif name == "robots":
             ev.robots_meta.extend(t.strip().lower() for t in content.split(",") if t.strip())
-        elif name in ("dc.rights", "dcterms.license", "dc.license", "dcterms.rights", "license"):
-            spdx = spdx_from_url(content)
-            if spdx:
-                ev.licences.append(Evidence("meta", content, spdx))
-    for script in root.iter("script"):
-        if (script.get("type") or "").lower() == "application/ld+json" and script.text:
-            for href in _json_ld_licences(script.text):
-                ev.licences.append(Evidence("json_ld", href, spdx_from_url(href)))
-    for a in root.iter("a", "link"):
-        href = (a.get("href") or "").strip()
-        if not href:
-            continue
-        rels = (a.get("rel") or "").lower().split()
-        spdx = spdx_from_url(href)
-        if "license" in rels:
-            ev.licences.append(Evidence("link_rel", href, spdx))
-        elif spdx and a.tag == "a":
-            ev.licences.append(Evidence("footer" if _in_footer(a) else "body_link", href, spdx))
+    ev.licences = find_licences(root)
     return ev
-
-
-def _in_footer(el: Any) -> bool:
-    for anc in el.iterancestors():
-        if anc.tag == "footer":
-            return True
-        marks = f"{anc.get('id') or ''} {anc.get('class') or ''}".lower()
-        if "footer" in marks:
-            return True
-    return False
-
-
-def _json_ld_licences(text: str) -> list[str]:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return []
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if k == "license" and isinstance(v, str):
-                    found.append(v)
-                else:
-                    walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(data)
-    return found
-
-
-def parse_content_usage(value: str) -> dict[str, str]:
-    """`Content-Usage: train-ai=n, search=y` → {"train-ai": "n", "search": "y"} (unknown keys kept)."""
-    prefs: dict[str, str] = {}
-    for item in value.split(","):
-        key, sep, val = item.strip().partition("=")
-        if sep and key.strip():
-            prefs[key.strip().lower()] = val.strip().strip('"').lower()[:1]
-    return prefs
 
 
 def header_tokens(value: str) -> list[str]:
@@ -123,3 +294,6 @@ def header_tokens(value: str) -> list[str]:
         if token:
             out.append(token)
     return out
+
+
+NOAI_TOKENS = ("noai", "noimageai")

@@ -134,13 +134,15 @@ def test_takedown_by_domain_prefix_and_id():
     ]:
         td = Takedowns.parse(json.dumps({"kind": kind, "value": value, "date": "2026-11-02"}), "t.jsonl")
         assert assess(rec, takedowns=td).row["reasons"] == ["takedown"], kind
-    other = Takedowns.parse(json.dumps({"kind": "domain", "value": "elsewhere.example", "date": "x"}), "t")
+    other = Takedowns.parse(
+        json.dumps({"kind": "domain", "value": "elsewhere.example", "date": "2026-11-02"}), "t"
+    )
     assert assess(rec, takedowns=other).row["decision"] == "kept"
 
 
 def test_bad_takedown_line_names_file_and_line():
     with pytest.raises(ValueError, match=r"t\.jsonl:2"):
-        Takedowns.parse('{"kind":"domain","value":"a","date":"d"}\n{"kind":"planet"}', "t.jsonl")
+        Takedowns.parse('{"kind":"domain","value":"a","date":"2026-11-02"}\n{"kind":"planet"}', "t.jsonl")
 
 
 def test_open_licence_mode():
@@ -164,7 +166,9 @@ def test_footer_licence_and_spdx_mapping():
     row = assess(record(payload=p)).row
     assert (row["licence"], row["licence_location"]) == ("CC-BY-SA-4.0", "footer")
     assert licence.spdx_from_url("http://creativecommons.org/publicdomain/zero/1.0/") == "CC0-1.0"
-    assert licence.spdx_from_url("https://creativecommons.org/licenses/by-nc-nd/3.0/de/") == "CC-BY-NC-ND-3.0"
+    assert (
+        licence.spdx_from_url("https://creativecommons.org/licenses/by-nc-nd/3.0/de/") == "CC-BY-NC-ND-3.0-DE"
+    )
     assert licence.spdx_from_url("https://creativecommons.org/publicdomain/mark/1.0/") == "CC-PDM-1.0"
     assert licence.spdx_from_url("https://example.org/licence") is None
     assert licence.allowed("CC-BY-4.0", ["CC-BY"]) and not licence.allowed("CC-BY-SA-4.0", ["CC-BY"])
@@ -195,7 +199,7 @@ def test_pii_redaction_counts():
         "Write to anna.berg@harbour.example or call +41 44 123 45 67 or (555) 123-4567; "
         "server 8.8.8.8, lan 192.168.1.1, on 2025-11-26 we had 1200 visitors."
     )
-    assert counts == {"email": 1, "phone": 2, "ip": 1}
+    assert {k: counts[k] for k in ("email", "phone", "ip")} == {"email": 1, "phone": 2, "ip": 1}
     assert "<EMAIL>" in text and "192.168.1.1" in text and "2025-11-26" in text and "1200" in text
 
 
@@ -226,3 +230,100 @@ def test_digest_is_order_independent_and_sensitive():
     changed = [dict(r) for r in rows]
     changed[2]["reasons"] = ["takedown"]
     assert manifest.digest(changed) != manifest.digest(rows)
+
+
+def test_agent_lists_are_shipped_dated_and_rebuildable():
+    from pathlib import Path
+
+    from data_governance import agents
+
+    data = agents.shipped()
+    assert data["version"] == "commonweights-agents-1" and data["date"] == "2026-11-26"
+    assert agents.agents("apertus") == list(GovernanceConfig().agents)
+    wide = agents.agents("ai-robots-txt")
+    assert {"GPTBot", "CCBot", "AI2Bot", "Bytespider", "Google-Extended"} <= set(wide) and wide[-1] == "*"
+    assert not {"ChatGPT-User", "OAI-SearchBot", "PerplexityBot", "Claude-User"} & set(wide)
+    source = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "agents" / "ai_robots_txt.json"
+    if source.is_file():  # the shipped file is exactly what the facts yield
+        assert agents.build_list(json.loads(source.read_text())) == data
+    policy = GovernanceConfig(agents_list="ai-robots-txt")
+    assert (
+        policy.agents == wide and policy.agents_version == "commonweights-agents-1:ai-robots-txt@2026-11-26"
+    )
+    assert policy_hash(policy) != policy_hash(GovernanceConfig())
+    with pytest.raises(ValueError, match="agents_list: custom"):
+        GovernanceConfig(agents=["MyBot"])
+    assert GovernanceConfig(agents_list="custom", agents=["MyBot", "*"]).agents == ["MyBot", "*"]
+
+
+def test_robots_evidence_names_deciding_rule_and_list_version():
+    consent = json.loads(assess(record("https://ccpath.example/private/x")).row["consent"])
+    assert consent["robots"]["agents_version"] == GovernanceConfig().agents_version
+    assert consent["robots"]["rules"]["CCBot"] == {
+        "matched": "specific",
+        "groups": [1],
+        "rule": {"kind": "disallow", "pattern": "/private/", "line": 2},
+    }
+    assert consent["robots"]["rules"]["GPTBot"] == {"matched": "none", "groups": [], "rule": None}
+
+
+def test_open_licence_needs_every_stated_licence_allowed():
+    policy = GovernanceConfig(mode=GovernanceMode.open_licence)
+    both = page(
+        head='<link rel="license" href="https://creativecommons.org/licenses/by/4.0/">',
+        footer='<a href="https://creativecommons.org/licenses/by-nc/4.0/">CC BY-NC</a>',
+    )
+    row = assess(record(payload=both), policy).row
+    assert row["licence"] == "CC-BY-4.0" and row["reasons"] == ["licence:not_allowed:CC-BY-NC-4.0"]
+    ported = page(head='<link rel="license" href="https://creativecommons.org/licenses/by-sa/3.0/de/">')
+    row = assess(record(payload=ported), policy).row
+    assert (row["decision"], row["licence"]) == ("kept", "CC-BY-SA-3.0-DE")
+
+
+def test_takedown_evidence_and_url_normalisation():
+    td = Takedowns.parse(
+        json.dumps(
+            {
+                "kind": "url_prefix",
+                "value": "https://www.Open.example/news/",
+                "date": "2026-12-01",
+                "reason": "owner request #12",
+            }
+        ),
+        "t.jsonl",
+    )
+    row = assess(record("http://open.example/news/1"), takedowns=td).row
+    assert row["reasons"] == ["takedown"]
+    assert json.loads(row["consent"])["takedown"] == {
+        "kind": "url_prefix",
+        "value": "https://www.Open.example/news/",
+        "date": "2026-12-01",
+        "reason": "owner request #12",
+    }
+    assert assess(record("http://open.example/newsletter"), takedowns=td).row["decision"] == "kept"
+    sub = Takedowns.parse(json.dumps({"kind": "domain", "value": "example", "date": "2026-12-01"}), "t")
+    assert sub.matches("x", "https://a.open.example/", "a.open.example")
+    with pytest.raises(ValueError, match=r"t:1: takedown date 'soon' is not an ISO date"):
+        Takedowns.parse(json.dumps({"kind": "domain", "value": "a", "date": "soon"}), "t")
+
+
+def test_reasons_rederive_from_stored_evidence():
+    """Every consent/licence reason of a row follows from its stored evidence alone (what audit re-checks)."""
+    from data_governance.assess import consent_licence_reasons
+
+    derived = ("robots:", "takedown", "tdm_reserved", "aipref:", "meta:noai", "header:noai", "licence:")
+    policies = [GovernanceConfig(), GovernanceConfig(mode=GovernanceMode.open_licence)]
+    td = Takedowns.parse(json.dumps({"kind": "domain", "value": "open.example", "date": "2026-12-01"}), "t")
+    for policy in policies:
+        for _, rec, _, _ in CASES:
+            for takedowns in (None, td):
+                row = assess(rec, policy, takedowns).row
+                if row["decision"] == "quarantined" or any(
+                    r.startswith(("http_status", "content_type")) for r in row["reasons"]
+                ):
+                    continue
+                have = {r for r in row["reasons"] if r.startswith(derived)}
+                got = consent_licence_reasons(
+                    json.loads(row["consent"]), json.loads(row["licence_evidence"]), policy
+                )
+                assert got == have, (rec.uri, row["reasons"])
