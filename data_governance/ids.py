@@ -2,6 +2,7 @@
 so takedowns and contamination lists keep applying to new versions of the data."""
 
 import hashlib
+from pathlib import Path
 
 
 def doc_id(target_uri: str, warc_date: str, payload_digest: str) -> str:
@@ -17,3 +18,12 @@ def malformed_id(source_file: str, offset: int) -> str:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB chunks (weights and manifests can be large)."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from commonweights.config import canonical_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: pii_iban
 
 SCHEMA = pa.schema(
     [
@@ -42,6 +42,7 @@ SCHEMA = pa.schema(
         ("pii_email", pa.int32()),
         ("pii_phone", pa.int32()),
         ("pii_ip", pa.int32()),
+        ("pii_iban", pa.int32()),
         ("policy_hash", pa.string()),
     ]
 )
@@ -83,7 +84,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         reasons.update(r["reasons"])
         if r["decision"] == "kept":
             licences[r["licence"] or "none"] += 1
-            pii.update({"email": r["pii_email"], "phone": r["pii_phone"], "ip": r["pii_ip"]})
+            pii.update({kind: r[f"pii_{kind}"] for kind in ("email", "phone", "ip", "iban")})
         d = domains.setdefault(r["domain"] or "(none)", {"total": 0, "kept": 0})
         d["total"] += 1
         d["kept"] += r["decision"] == "kept"

@@ -1,4 +1,8 @@
-"""PII redaction: emails, phone numbers and public IPv4 addresses are replaced by placeholders.
+"""PII redaction: emails, IBANs, phone numbers and public IPv4 addresses are replaced by placeholders.
+
+IBANs count only when they are real by ISO 13616: a known country's length and the mod-97 check digits
+(so a product code or a reference number that looks like one stays), written compact or in groups of
+four. They are redacted before phone numbers, whose pattern would otherwise take their digit groups.
 
 Counts per kind go to the manifest so an auditor can see how much was redacted where.
 """
@@ -16,7 +20,43 @@ _PHONE = re.compile(
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}[./-]\d{2}[./-]\d{4}")
 _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 
-PLACEHOLDERS = {"email": "<EMAIL>", "phone": "<PHONE>", "ip": "<IP>"}
+PLACEHOLDERS = {"email": "<EMAIL>", "phone": "<PHONE>", "ip": "<IP>", "iban": "<IBAN>"}
+
+# IBAN length per country (ISO 13616 registry).
+IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
+    "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
+    "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
+    "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
+    "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
+    "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29,
+    "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28,
+    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}  # fmt: skip
+# Country, check digits, then the BBAN compact or in space-separated groups (of four, the last shorter).
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?)\b")
+
+
+def iban_valid(candidate: str) -> bool:
+    """ISO 13616: the country's length, and the number (letters as 10..35) mod 97 equals 1."""
+    compact = candidate.replace(" ", "").upper()
+    if IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact.isalnum():
+        return False
+    digits = "".join(str(int(c, 36)) for c in compact[4:] + compact[:4])
+    return int(digits) % 97 == 1
+
+
+def _iban_prefix(match: str) -> str | None:
+    """The valid IBAN at the start of a match, which may run on into following groups."""
+    length = IBAN_LENGTHS.get(match[:2])
+    if length is None:
+        return None
+    seen = 0
+    for end, c in enumerate(match, 1):
+        seen += c != " "
+        if seen == length:
+            return match[:end] if iban_valid(match[:end]) else None
+    return None
 
 
 def _public_ip(text: str) -> bool:
@@ -28,7 +68,7 @@ def _public_ip(text: str) -> bool:
 
 
 def redact(text: str) -> tuple[str, dict[str, int]]:
-    counts = {"email": 0, "phone": 0, "ip": 0}
+    counts = {"email": 0, "phone": 0, "ip": 0, "iban": 0}
 
     def sub_email(m: re.Match[str]) -> str:
         counts["email"] += 1
@@ -48,7 +88,15 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
         counts["phone"] += 1
         return PLACEHOLDERS["phone"]
 
+    def sub_iban(m: re.Match[str]) -> str:
+        found = _iban_prefix(m.group(0))
+        if found is None:
+            return m.group(0)
+        counts["iban"] += 1
+        return PLACEHOLDERS["iban"] + m.group(0)[len(found) :]
+
     text = _EMAIL.sub(sub_email, text)
+    text = _IBAN.sub(sub_iban, text)
     text = _IPV4.sub(sub_ip, text)  # before phones: a dotted IP also looks like a phone number
     text = _PHONE.sub(sub_phone, text)
     return text, counts

@@ -1,24 +1,32 @@
-"""The curation job (Apache Beam): read WARC records → assess each under the policy → deduplicate →
-write the manifest (one row per input record) and the kept documents.
+"""The curation job (Apache Beam): read WARC records → assess each under the policy → decontaminate →
+deduplicate → write the manifest (one row per input record) and the kept documents.
 
-    ListWarcFiles → ReadWarcRecords → ApplyGovernancePolicy → DropDuplicates → WriteManifest / WriteCorpus
+    ListWarcFiles → ReadWarcRecords → ApplyGovernancePolicy → Decontaminate → DropDuplicates
+        → WriteManifest / WriteCorpus → CollectWrittenFiles
 
 Only wiring lives here; every decision is made by `data_governance`. Inputs and outputs go through
-Beam's FileSystems, and outputs are written into `curate.tmp/` and renamed into place when complete.
+Beam's FileSystems inside the pipeline (no state outside it), so the job runs unchanged on other Beam
+runners (docs/runners.md). Parts are chosen by doc_id and sorted, so their bytes do not depend on the
+runner or the number of workers. Outputs are written into `curate.tmp/` and renamed into place when
+complete: a run killed mid-way leaves nothing half-written, and its restart starts over.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import logging
 import os
 import shutil
+import uuid
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -28,11 +36,12 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.statusandheaders import StatusAndHeadersParser, StatusAndHeadersParserException
 
-from commonweights.config import RunConfig, policy_hash, policy_record
+from commonweights.config import GovernanceConfig, RunConfig, policy_hash, policy_record
 from commonweights.errors import InputError, StageError
-from data_governance import dedup, ids, manifest, reasons
+from data_governance import decontam, dedup, ids, langid, manifest, quality, reasons
 from data_governance.assess import Assessed, Assessor, RawRecord
 from data_governance.robots import RobotsRule, Snapshot
+from data_governance.signals import TdmSnapshot
 from data_governance.takedowns import Takedowns
 from pipelines.options import pipeline_options
 
@@ -93,16 +102,51 @@ def load_takedowns(path: str | None) -> Takedowns:
         return Takedowns.parse(fh.read().decode("utf-8"), path)
 
 
+def load_tdmrep(path: str | None) -> dict[str, TdmSnapshot]:
+    """The TDMRep /.well-known/tdmrep.json snapshot (JSONL, one line per domain), or {}."""
+    if not path:
+        return {}
+    snaps: dict[str, TdmSnapshot] = {}
+    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as fh:
+        for n, line in enumerate(fh.read().decode("utf-8").splitlines(), 1):
+            if line.strip():
+                snap = TdmSnapshot.from_json(line, f"{path}:{n}")
+                snaps[snap.domain] = snap
+    return snaps
+
+
 # ---------------------------------------------------------------- reading
 
 
-def read_records(stream: Any, name: str) -> Iterator[RawRecord]:
-    """Every response-like record of one WARC stream, or a RawRecord with `error` where reading fails.
+class NotChunked(Exception):
+    """The file is one gzip stream around many records (not one gzip member per record)."""
+
+
+def read_records(stream: Any, name: str, reopen: Callable[[], Any] | None = None) -> Iterator[RawRecord]:
+    """Every response-like record of one WARC/ARC stream, or a RawRecord with `error` where reading fails.
 
     HTTP headers are parsed per record (not by the iterator), so one bad header block quarantines one
     record and reading goes on; a truncated or corrupt gzip member ends the file with one quarantined
     row at the offset where reading stopped (nothing after it can be located).
+
+    A gzip file that is one stream around all records ("non-chunked", which warcio refuses) is read
+    again through `reopen()` as one decompressed stream; its offsets are then positions in the
+    decompressed stream (FastWARC reads such files; warcio refuses them).
     """
+    yielded = False
+    try:
+        for rec in _read_stream(stream, name, decompressed=False):
+            yielded = True
+            yield rec
+    except NotChunked as e:
+        if yielded or reopen is None:
+            yield RawRecord(name, 0, error="truncated", error_detail=f"single-stream gzip: {e}")
+            return
+        with gzip.GzipFile(fileobj=reopen()) as whole:
+            yield from _read_stream(whole, name, decompressed=True)
+
+
+def _read_stream(stream: Any, name: str, decompressed: bool) -> Iterator[RawRecord]:
     it = ArchiveIterator(stream, no_record_parse=True, arc2warc=True)
     offset = 0
     try:
@@ -117,14 +161,18 @@ def read_records(stream: Any, name: str) -> Iterator[RawRecord]:
             if raw.error in STREAM_ERRORS:
                 return
             offset = -1  # this record is accounted for; a failure now is in what follows it
+    except ArchiveLoadFailed as e:
+        if "non-chunked gzip" in str(e) and not decompressed:
+            raise NotChunked(str(e).strip().splitlines()[0]) from None
+        yield RawRecord(name, _failed_at(it, offset), error="truncated", error_detail=repr(e))
     except zlib.error as e:
         yield RawRecord(name, _failed_at(it, offset), error="corrupt_gzip", error_detail=repr(e))
-    except (ArchiveLoadFailed, OSError, EOFError, ValueError) as e:
+    except (OSError, EOFError, ValueError) as e:
         yield RawRecord(name, _failed_at(it, offset), error="truncated", error_detail=repr(e))
 
 
 # Errors after which the stream position is unknown: reading the file cannot go on.
-STREAM_ERRORS = frozenset({"truncated", "unreadable_block"})
+STREAM_ERRORS = frozenset({"truncated"})
 
 
 def _failed_at(it: ArchiveIterator, offset: int) -> int:
@@ -144,8 +192,14 @@ def _read_one(rec: Any, name: str, offset: int) -> RawRecord:
     declared = rec.length
     try:
         if rec.rec_type == "response" and uri.startswith(("http:", "https:")):
+            if declared == 0:
+                return RawRecord(**meta, error="http_headers", error_detail="empty record block")
             try:
                 http = _HTTP.parse(rec.raw_stream)
+            except EOFError:
+                if declared is None or getattr(rec.raw_stream, "limit", 0):
+                    raise  # the file ends inside the record: truncated
+                return RawRecord(**meta, error="http_headers", error_detail="block ends inside HTTP headers")
             except (StatusAndHeadersParserException, ValueError, IndexError) as e:
                 rec.raw_stream.read()
                 return RawRecord(**meta, error="http_headers", error_detail=repr(e))
@@ -153,7 +207,8 @@ def _read_one(rec: Any, name: str, offset: int) -> RawRecord:
             code = http.get_statuscode() or ""
             if not code.isdigit():
                 rec.raw_stream.read()
-                return RawRecord(**meta, error="http_headers", error_detail=http.statusline[:200])
+                why = f"status line {http.statusline[:200]!r}"
+                return RawRecord(**meta, error="http_headers", error_detail=why)
             status: int | None = int(code)
             headers = tuple((k.lower(), v) for k, v in http.headers)
             payload = rec.content_stream().read()
@@ -165,11 +220,35 @@ def _read_one(rec: Any, name: str, offset: int) -> RawRecord:
     except EOFError as e:
         return RawRecord(**meta, error="truncated", error_detail=f"block ends early: {e!r}")
     except (OSError, ValueError, zlib.error) as e:
+        rec.raw_stream.read()
         return RawRecord(**meta, error="unreadable_block", error_detail=repr(e))
     remaining = getattr(rec.raw_stream, "limit", 0)
     if declared is not None and remaining:
-        return RawRecord(**meta, error="truncated", error_detail=f"{remaining} of {declared} bytes missing")
+        unread = rec.raw_stream.read()  # whatever the file still has of this block
+        whole = _http_length(headers, payload)
+        if whole is not None:  # the HTTP message is whole by its own account: the container length is off
+            payload = payload[:whole]
+        elif remaining > len(unread) and "transfer-encoding" not in dict(headers):
+            # (a chunked decoder buffers what it read, so only an identity body can be measured short)
+            missing = remaining - len(unread)
+            return RawRecord(**meta, error="truncated", error_detail=f"{missing} of {declared} bytes missing")
+        else:
+            return RawRecord(
+                **meta,
+                error="unreadable_block",
+                error_detail=f"payload decoding stopped {len(unread)} bytes before the block's end",
+            )
     return RawRecord(**meta, http_status=status, headers=headers, payload=payload)
+
+
+def _http_length(headers: tuple[tuple[str, str], ...], payload: bytes) -> int | None:
+    """The body length of an identity-encoded HTTP message whose `Content-Length` the payload read
+    covers (ARC files often declare a record length that disagrees with the message inside)."""
+    values = dict(headers)
+    length = values.get("content-length", "").strip()
+    if not length.isdigit() or "transfer-encoding" in values or "content-encoding" in values:
+        return None
+    return int(length) if int(length) <= len(payload) else None
 
 
 class ReadWarcRecords(beam.DoFn):
@@ -182,8 +261,11 @@ class ReadWarcRecords(beam.DoFn):
     def process(self, element: tuple[str, str]) -> Iterable[RawRecord]:
         path, name = element
         # UNCOMPRESSED: WARC gzip is per record, and warcio must see member boundaries to give offsets.
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            for rec in read_records(fh, name):
+        def reopen() -> Any:
+            return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+        with reopen() as fh:
+            for rec in read_records(fh, name, reopen):
                 self.records.inc()
                 if rec.error:
                     self.malformed.inc()
@@ -200,14 +282,23 @@ class ApplyGovernancePolicy(beam.DoFn):
         self.policy = cfg.governance
         self.robots_file = robots_file
         self.takedowns_file = takedowns_file
+        self.tdmrep_file = str(cfg.data.tdmrep) if cfg.data.tdmrep else None
         self.decisions = {d: Metrics.counter("decision", d) for d in ("kept", "dropped", "quarantined")}
         self.assessor: Assessor | None = None
 
     def setup(self) -> None:
         rule = RobotsRule(load_snapshots(self.robots_file), self.policy)
         self.assessor = Assessor(
-            self.policy, policy_hash(self.policy), rule, load_takedowns(self.takedowns_file)
+            self.policy,
+            policy_hash(self.policy),
+            rule,
+            load_takedowns(self.takedowns_file),
+            load_tdmrep(self.tdmrep_file),
         )
+        # Heavy text tools are built here, once per worker, never per element.
+        quality.prepare(self.policy.quality)
+        if self.policy.languages:
+            langid.identifier()
 
     def process(self, rec: RawRecord) -> Iterable[Assessed]:
         assert self.assessor is not None, "setup() runs before process()"
@@ -216,21 +307,56 @@ class ApplyGovernancePolicy(beam.DoFn):
         yield result
 
 
+class Decontaminate(beam.DoFn):
+    """Drops kept documents that contain an item of an evaluation task (`contaminated:<task>`).
+
+    Runs before deduplication, so every copy of a leaked item names the task itself rather than
+    pointing at another copy. The n-gram index of the tasks is built in `setup`, once per worker."""
+
+    def __init__(self, policy: GovernanceConfig):
+        self.tasks = list(policy.decontaminate)
+        self.n = policy.decontam_ngram
+        self.contaminated = Metrics.counter("curate", "contaminated")
+        self.index: decontam.Index | None = None
+
+    def setup(self) -> None:
+        if self.tasks:
+            self.index = decontam.build_index(self.tasks, self.n)
+
+    def process(self, a: Assessed) -> Iterable[Assessed]:
+        found = self.index.tasks_in(a.text) if self.index is not None and a.text is not None else []
+        if not found:
+            yield a
+            return
+        self.contaminated.inc()
+        row = {
+            **a.row,
+            "reasons": [*a.row["reasons"], *(decontam.reason(t) for t in found)],
+            "decision": "dropped",
+        }
+        yield Assessed(row, None, a.extra)
+
+
 # ---------------------------------------------------------------- dedup
 
 
 def _split_repeated_captures(kv: tuple[str, Iterable[Assessed]]) -> Iterator[Assessed]:
     """The same capture (URI, date, payload) read twice is one document: the first by source position
-    keeps the id, each repeat gets an id from its own position and points at the first."""
+    keeps the id, each repeat gets an id from its own position and points at the first.
+
+    Elements are never changed in place (a runner may hand the same object to several steps):
+    changes are made on copies."""
     doc, group = kv
     items = sorted(group, key=lambda a: (a.row["source_file"], a.row["source_offset"]))
     yield items[0]
     for a in items[1:]:
-        a.row["doc_id"] = ids.malformed_id(a.row["source_file"], a.row["source_offset"])
-        a.row["reasons"] = [*a.row["reasons"], reasons.duplicate_of(doc)]
-        a.row["decision"] = "dropped" if a.row["decision"] != "quarantined" else "quarantined"
-        a.text = None
-        yield a
+        row = {
+            **a.row,
+            "doc_id": ids.malformed_id(a.row["source_file"], a.row["source_offset"]),
+            "reasons": [*a.row["reasons"], reasons.duplicate_of(doc)],
+            "decision": "dropped" if a.row["decision"] != "quarantined" else "quarantined",
+        }
+        yield Assessed(row, None, a.extra)
 
 
 def _bucket_keys(a: Assessed) -> Iterator[tuple[str, str]]:
@@ -251,11 +377,11 @@ def _mark(kv: tuple[str, dict[str, list[Any]]]) -> Iterator[Assessed]:
     _, joined = kv
     rep = joined["rep"][0] if joined["rep"] else None
     for a in joined["doc"]:
-        if rep is not None:
-            a.row["reasons"] = [*a.row["reasons"], reasons.duplicate_of(rep)]
-            a.row["decision"] = "dropped"
-            a.text = None
-        yield a
+        if rep is None:
+            yield a
+            continue
+        row = {**a.row, "reasons": [*a.row["reasons"], reasons.duplicate_of(rep)], "decision": "dropped"}
+        yield Assessed(row, None, a.extra)
 
 
 class DropDuplicates(beam.PTransform):
@@ -280,8 +406,11 @@ class DropDuplicates(beam.PTransform):
             | "ComputeBuckets" >> beam.FlatMap(_bucket_keys)
             | "GroupBuckets" >> beam.GroupByKey()
             | "LinkBucketMembers" >> beam.FlatMap(_link)
-            | "CollectEdges" >> beam.combiners.ToList()
-            | "FindComponents" >> beam.FlatMap(lambda edges: dedup.components(edges).items())
+            # One group holds every edge (edges exist only between duplicates). A keyed group, not
+            # a global combine: DaskRunner re-evaluates a combine's side input once per reader.
+            | "KeyEdgesTogether" >> beam.Map(lambda edge: ("edges", edge))
+            | "GroupEdges" >> beam.GroupByKey()
+            | "FindComponents" >> beam.FlatMap(lambda kv: dedup.components(list(kv[1])).items())
         )
         docs = unique | "KeyDocs" >> beam.Map(lambda a: (a.row["doc_id"], a))
         return (
@@ -308,47 +437,109 @@ def _corpus_line(a: Assessed) -> str:
     )
 
 
+def shard_of(doc_id: str, shards: int) -> int:
+    """The output part of a document: a function of its id only, so parts do not depend on workers."""
+    return int(doc_id[:8], 16) % shards
+
+
+def part_name(shard: int, shards: int, suffix: str) -> str:
+    return f"part-{shard:05d}-of-{shards:05d}{suffix}"
+
+
+class _WriteShard(beam.DoFn):
+    """(shard, {"items": [...], "shard": [...]}) → one part file, rows sorted by doc_id, written to a
+    temporary name and renamed into place (a retried bundle rewrites the same bytes)."""
+
+    def __init__(self, folder: str, shards: int, suffix: str, encode: Callable[[list[Any]], bytes]):
+        self.folder = folder
+        self.shards = shards
+        self.suffix = suffix
+        self.encode = encode
+
+    def process(self, element: tuple[int, dict[str, Iterable[Any]]]) -> Iterator[str]:
+        shard, joined = element
+        items = sorted(joined["items"], key=lambda kv: kv[0])
+        data = self.encode([item for _, item in items])
+        final = FileSystems.join(self.folder, part_name(shard, self.shards, self.suffix))
+        tmp = f"{final}.{uuid.uuid4().hex}.tmp"
+        with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            fh.write(data)
+        if FileSystems.exists(final):
+            FileSystems.delete([final])
+        FileSystems.rename([tmp], [final])
+        yield final
+
+
+def _encode_manifest(rows: list[dict[str, Any]]) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=manifest.SCHEMA), buf)
+    return buf.getvalue()
+
+
+def _encode_lines(lines: list[str]) -> bytes:
+    return "".join(line + "\n" for line in lines).encode("utf-8")
+
+
+class WriteShards(beam.PTransform):
+    """(doc_id, item) → `shards` part files in `folder`, every part written even when empty.
+
+    Beam's own file sinks (WriteToParquet, WriteToText) pass their temporary folder to the writers as
+    a singleton side input; DaskRunner re-evaluates a side input for every reader, so writers and
+    finalizer disagree on that folder and rows are lost. This sink needs no side input: documents are
+    keyed by shard, joined with the list of shards, and each part is written by one element."""
+
+    def __init__(self, folder: str, shards: int, suffix: str, encode: Callable[[list[Any]], bytes]):
+        super().__init__()
+        self.folder, self.shards, self.suffix, self.encode = folder, shards, suffix, encode
+
+    def expand(self, keyed: beam.PCollection) -> beam.PCollection:
+        n = self.shards
+        items = keyed | "KeyByShard" >> beam.Map(lambda kv: (shard_of(kv[0], n), kv))
+        every = keyed.pipeline | "ListShards" >> beam.Create([(k, None) for k in range(n)])
+        return (
+            {"items": items, "shard": every}
+            | "GroupByShard" >> beam.CoGroupByKey()
+            | "WriteShard" >> beam.ParDo(_WriteShard(self.folder, n, self.suffix, self.encode))
+        )
+
+
 def build(p: beam.Pipeline, cfg: RunConfig, files: list[Path], robots: Path, out: Path) -> None:
     names = source_names(files)
     takedowns = str(cfg.data.takedowns) if cfg.data.takedowns else None
+    shards = cfg.curate.shards
     rows = (
         p
         | "ListWarcFiles" >> beam.Create([(str(f), names[f]) for f in files])
         | "ReadWarcRecords" >> beam.ParDo(ReadWarcRecords())
         | "ApplyGovernancePolicy" >> beam.ParDo(ApplyGovernancePolicy(cfg, str(robots), takedowns))
+        | "Decontaminate" >> beam.ParDo(Decontaminate(cfg.governance))
         | "DropDuplicates" >> DropDuplicates(cfg.governance.dedup_exact)
     )
-    _ = (
+    written_manifest = (
         rows
-        | "ToManifestRows" >> beam.Map(lambda a: a.row)
-        | "WriteManifest"
-        >> beam.io.WriteToParquet(
-            str(out / "manifest" / "part"),
-            manifest.SCHEMA,
-            file_name_suffix=".parquet",
-            num_shards=1,
-            shard_name_template="-SSSSS-of-NNNNN",
-        )
+        | "ToManifestRows" >> beam.Map(lambda a: (a.row["doc_id"], a.row))
+        | "WriteManifest" >> WriteShards(str(out / "manifest"), shards, ".parquet", _encode_manifest)
     )
-    _ = (
+    written_corpus = (
         rows
         | "SelectKept" >> beam.Filter(lambda a: a.row["decision"] == "kept")
-        | "ToCorpusLines" >> beam.Map(_corpus_line)
-        | "WriteCorpus"
-        >> beam.io.WriteToText(
-            str(out / "documents" / "part"),
-            file_name_suffix=".jsonl",
-            num_shards=1,
-            shard_name_template="-SSSSS-of-NNNNN",
-        )
+        | "ToCorpusLines" >> beam.Map(lambda a: (a.row["doc_id"], _corpus_line(a)))
+        | "WriteCorpus" >> WriteShards(str(out / "documents"), shards, ".jsonl", _encode_lines)
     )
+    # One terminal step that depends on both outputs: DaskRunner computes only the last step's graph.
+    _ = (written_manifest, written_corpus) | "CollectWrittenFiles" >> beam.Flatten()
 
 
 def read_manifest(folder: Path) -> list[dict[str, Any]]:
-    parts = sorted(folder.glob("part-*.parquet"))
+    """Every row of the manifest parts in `folder` (read through Beam's FileSystems)."""
+    parts = sorted(m.path for m in FileSystems.match([str(folder / "part-*.parquet")])[0].metadata_list)
     if not parts:
         raise InputError(f"{folder}: no manifest parts (run `commonweights curate` first)")
-    return [row for part in parts for row in pq.read_table(part).to_pylist()]
+    rows: list[dict[str, Any]] = []
+    for part in parts:
+        with FileSystems.open(part, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            rows.extend(pq.read_table(io.BytesIO(fh.read())).to_pylist())
+    return rows
 
 
 def write_manifest_json(cfg: RunConfig, folder: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -384,23 +575,40 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     load_snapshots(str(robots))  # a bad snapshot fails here, before any worker starts
     if cfg.data.takedowns:
         load_takedowns(str(cfg.data.takedowns))
+    if cfg.data.tdmrep:
+        load_tdmrep(str(cfg.data.tdmrep))  # likewise for the TDMRep well-known snapshot
     final = cfg.paths.curate
     tmp = final.with_name(final.name + ".tmp")
+    # A run killed mid-way leaves only curate.tmp/ behind (and, at worst, curate.old/): a restart
+    # starts over from the inputs, so its manifest is that of an uninterrupted run.
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    for sub in ("manifest", "documents"):
+        (tmp / sub).mkdir(parents=True)
     p = beam.Pipeline(options=pipeline_options(cfg.curate))
     build(p, cfg, files, robots, tmp)
     result = p.run()
-    result.wait_until_finish()
+    try:
+        result.wait_until_finish()
+    finally:
+        client = getattr(result, "client", None)  # DaskRunner's dask.distributed client
+        if client is not None:
+            client.close()
     read = _counter(result, "records_read")
     rows = read_manifest(tmp / "manifest")
-    if len(rows) != read:
+    if read is not None and len(rows) != read:
         raise StageError(f"curate: {read} records read but {len(rows)} manifest rows written in {tmp}")
     if len({r["doc_id"] for r in rows}) != len(rows):
         raise StageError(f"curate: duplicate doc_id in the manifest written to {tmp}")
     doc = write_manifest_json(cfg, tmp / "manifest", rows)
-    shutil.rmtree(final, ignore_errors=True)
+    from data_governance.audit import write_artefacts  # index, Croissant, EU summary, data report
+
+    write_artefacts(cfg, tmp / "manifest", rows, doc)
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
     tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
     log.info("curate: %s rows, %s", doc["rows"], doc["counts"])
     return {
         "rows": doc["rows"],
@@ -410,8 +618,12 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     }
 
 
-def _counter(result: Any, name: str) -> int:
-    found = result.metrics().query(MetricsFilter().with_name(name))["counters"]
+def _counter(result: Any, name: str) -> int | None:
+    """A counter's value, or None where the runner reports no metrics (DaskRunner does not)."""
+    try:
+        found = result.metrics().query(MetricsFilter().with_name(name))["counters"]
+    except NotImplementedError:
+        return None
     return int(sum(c.committed or c.attempted or 0 for c in found))
 
 

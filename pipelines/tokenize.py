@@ -26,8 +26,9 @@ from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from commonweights.config import RunConfig, TokenizeConfig
+from commonweights.config import CurateConfig, RunConfig, Runner, TokenizeConfig
 from commonweights.errors import InputError, StageError
+from data_governance.ids import sha256_file
 from pipelines.options import pipeline_options
 
 log = logging.getLogger(__name__)
@@ -224,14 +225,6 @@ def write_indexed_dataset(encoded: list[Path], prefix: Path, vocab_size: int) ->
     return len(entries), tokens, np.dtype(dtype).name
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # ---------------------------------------------------------------- stage
 
 
@@ -253,7 +246,10 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     log.info("tokenize: trained a %d-token BPE on %d documents", vocab, corpus.documents)
 
     encoded_dir = tmp / "encoded"
-    p = beam.Pipeline(options=pipeline_options(cfg.curate))
+    # Encoding the kept text is small next to curation and uses Beam's file writers, which do not run
+    # on Dask (docs/runners.md): it runs on the local runners only, multi-process when curation is.
+    local = cfg.curate.runner in (Runner.in_process, Runner.multi_process)
+    p = beam.Pipeline(options=pipeline_options(cfg.curate if local else CurateConfig()))
     build(p, files, tok_file, encoded_dir / "part")
     result = p.run()
     result.wait_until_finish()

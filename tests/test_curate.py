@@ -128,7 +128,135 @@ def test_takedown_removes_a_domain_and_open_licence_mode(curated, tmp_path):
     cfg = load_cfg(tmp_path / "t", f"data.takedowns={registry}", "governance.mode=open-licence")
     curate.run(cfg)
     after = curate.read_manifest(cfg.paths.manifest)
-    assert all("takedown" in r["reasons"] for r in after if r["domain"] == victim)
+    # Quarantined records are unreadable, so no policy is applied to them (they are never kept).
+    assessed = [r for r in after if r["domain"] == victim and r["decision"] != "quarantined"]
+    assert assessed and all("takedown" in r["reasons"] for r in assessed)
     kept = [r for r in after if r["decision"] == "kept"]
     assert kept and all(r["licence"] in {"CC-BY-4.0", "CC-BY-SA-4.0", "CC0-1.0"} for r in kept)
     assert any(r["reasons"] == ["licence:not_allowed:CC-BY-NC-4.0"] for r in after)
+
+
+# ---------------------------------------------------------------- text: PII, quality, language, leaks
+
+from data_governance import decontam, langid, pii, quality  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "count"),
+    [
+        ("Pay DE89 3704 0044 0532 0130 00 by Friday.", "iban", 1),  # grouped, valid check digits
+        ("IBAN: GB82WEST12345698765432.", "iban", 1),  # compact
+        ("NL91ABNA0417164300 and BE68 5390 0754 7034", "iban", 2),
+        ("Order DE89 3704 0044 0532 0130 01 (check digits wrong)", "iban", 0),
+        ("Code XY12ABCD1234EFGH56 (no such country)", "iban", 0),
+        ("Write to ferry@harbour.example today", "email", 1),
+        ("Server 8.8.8.8 answered, 192.168.1.1 did not", "ip", 1),
+        ("Call +41 44 123 45 67 after 2026-11-02", "phone", 1),
+    ],
+)
+def test_pii_redaction_counts_each_kind(text, kind, count):
+    redacted, counts = pii.redact(text)
+    assert counts[kind] == count
+    assert redacted.count(pii.PLACEHOLDERS[kind]) == count
+    assert sum(counts.values()) == count  # nothing else is mistaken for PII
+
+
+def test_iban_redaction_leaves_what_follows():
+    redacted, counts = pii.redact("Account FR14 2004 1010 0505 0001 3M02 606 ABCD and more.")
+    assert counts["iban"] == 1 and redacted == "Account <IBAN> ABCD and more."
+
+
+def test_datatrove_reference_quality_mode():
+    q = config.QualityConfig(mode="datatrove")
+    quality.prepare(q)
+    repeated = "\n".join(["The ferry keeper repairs the fishing nets before dawn every day."] * 12)
+    text, failed = quality.evaluate(repeated, q)
+    assert failed == ["gopher_repetition:dup_line_frac"]
+    body = (
+        "The harbour town has a small ferry that crosses the river twice an hour during the summer.\n"
+        "In the morning it carries children to the school on the far bank of the wide brown water.\n"
+        "Market traders ride it home in the evening with their empty crates and a few unsold apples.\n"
+        "Its keeper has worked on the boat for thirty years and knows nearly every family by name.\n"
+        "When winter storms close the crossing, the bakery sends bread over the old stone bridge.\n"
+        "Visitors often ask why nobody has built a second bridge, and the answer is always money.\n"
+        "Click here to enable javascript\n"
+    )
+    text, failed = quality.evaluate(body, q)
+    assert failed == [] and "javascript" not in text  # C4's line filter rewrote the kept text
+    assert quality.evaluate(body, config.QualityConfig())[0] == body  # the fast mode never does
+
+
+def test_language_identification_is_offline_and_recorded_as_a_reason():
+    en = "The ferry keeper repairs the fishing nets before dawn because nobody else remembers how."
+    de = "Der Fährmann repariert die Fischernetze vor der Morgendämmerung, weil sich niemand erinnert."
+    assert langid.check(en, ["en"], 0.65) == (langid.identifier().identify(en), None)
+    lang, denied = langid.check(de, ["en"], 0.65)
+    assert lang.code == "de" and denied == "de" and langid.reason(denied) == "language:de"
+    assert langid.check(de, ["en", "de"], 0.65)[1] is None
+    assert langid.check("1234 5678", ["en"], 0.99)[1] is not None
+
+
+def test_decontamination_finds_eval_items_in_documents():
+    from eval import tasks
+
+    index = decontam.build_index([tasks.CLOZE_TASK, tasks.PARAGRAPH_TASK], 13)
+    paragraph = tasks.paragraphs()[7]
+    leaked = f"Some blog text first. {paragraph.upper()} And a comment after it."  # case and spacing differ
+    assert index.tasks_in(leaked) == [tasks.PARAGRAPH_TASK]
+    item = tasks.cloze_items()[5]  # a 'copy' item: long enough to index whole
+    shown = f"{item.context} {item.choices[item.label]}"
+    assert len(decontam.words(shown)) >= decontam.MIN_ITEM_WORDS
+    assert index.tasks_in(f"Quiz of the day: {shown}!") == [tasks.CLOZE_TASK]
+    assert index.tasks_in("The ferry keeper paints the wooden benches, as he does.") == []
+    assert index.skipped[tasks.CLOZE_TASK] > 0  # short items ("The day after Monday is Tuesday")
+    with pytest.raises(Exception, match="local tasks"):
+        decontam.build_index(["hellaswag"], 13)
+
+
+def test_decontaminate_step_drops_leaked_documents():
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from data_governance.assess import Assessed
+    from eval import tasks
+
+    policy = config.GovernanceConfig(decontaminate=[tasks.PARAGRAPH_TASK])
+    leaked = Assessed({"doc_id": "a", "reasons": [], "decision": "kept"}, tasks.paragraphs()[0])
+    clean = Assessed({"doc_id": "b", "reasons": [], "decision": "kept"}, "Harbour news: the ferry runs late.")
+    dropped = Assessed({"doc_id": "c", "reasons": ["takedown"], "decision": "dropped"}, None)
+    with BeamTestPipeline(runner="FnApiRunner") as p:
+        out = (
+            p
+            | "Create" >> beam.Create([leaked, clean, dropped])
+            | "Decontaminate" >> beam.ParDo(curate.Decontaminate(policy))
+            | "Summarize"
+            >> beam.Map(
+                lambda a: (a.row["doc_id"], a.row["decision"], tuple(a.row["reasons"]), a.text is None)
+            )
+        )
+        assert_that(
+            out,
+            equal_to(
+                [
+                    ("a", "dropped", ("contaminated:commonweights_paragraphs",), True),
+                    ("b", "kept", (), False),
+                    ("c", "dropped", ("takedown",), True),
+                ]
+            ),
+        )
+
+
+@pytest.mark.slow
+def test_language_filter_and_reference_quality_through_the_pipeline(curated, tmp_path):
+    """Language ID on (the sample crawl is English: nothing more is dropped for language) and the
+    datatrove reference mode run inside the Beam job; every row is still accounted for."""
+    _, summary, rows, _ = curated
+    cfg = load_cfg(tmp_path / "lang", "governance.languages=[de]")
+    german_only = curate.run(cfg)
+    after = curate.read_manifest(cfg.paths.manifest)
+    assert german_only["rows"] == summary["rows"] and german_only["counts"]["kept"] == 0
+    was_kept = {r["doc_id"] for r in rows if r["decision"] == "kept"}
+    assert all("language:en" in r["reasons"] for r in after if r["doc_id"] in was_kept)
+    ref = curate.run(load_cfg(tmp_path / "ref", "governance.quality.mode=datatrove"))
+    assert ref["rows"] == summary["rows"] and 0 < ref["counts"]["kept"]

@@ -15,6 +15,7 @@ from tokenizers import Tokenizer
 
 from commonweights.config import RunConfig, TokenizeConfig
 from commonweights.errors import InputError
+from data_governance.ids import sha256_file
 from pipelines import tokenize
 
 WORDS = "river valley lantern orchard harbour meadow copper thistle granite willow ember quarry".split()
@@ -97,7 +98,7 @@ def test_bytes_are_deterministic_and_independent_of_sharding(tmp_path: Path) -> 
     for name in ("tokenizer.json", "text_document.bin", "text_document.idx", "tokens.json"):
         assert (a.paths.tokens / name).read_bytes() == (b.paths.tokens / name).read_bytes(), name
     assert sa == sb
-    assert sa["tokenizer_sha256"] == tokenize.sha256_file(a.paths.tokens / "tokenizer.json")
+    assert sa["tokenizer_sha256"] == sha256_file(a.paths.tokens / "tokenizer.json")
 
 
 def test_documents_digest_tracks_content(tmp_path: Path) -> None:
