@@ -136,7 +136,8 @@ def render_card(report: dict[str, Any], release: ReleaseConfig) -> str:
         "",
         f"{docs['in']:,} input records were assessed one by one: {docs['kept']:,} kept, "
         f"{docs['dropped']:,} dropped, {docs['quarantined']:,} quarantined, from {data['domains']:,} "
-        f"domains. The manifest (`data/manifest.json`) records every decision; its Merkle digest "
+        f"domains. The manifest (`data/manifest/`: manifest.json and one Parquet row per record) "
+        "records every decision; its Merkle digest "
         f"`{lin['manifest_digest']}` pins the exact corpus, and the policy hash `{lin['policy_hash']}` "
         "pins the rules.",
         "",
@@ -165,6 +166,9 @@ def render_card(report: dict[str, Any], release: ReleaseConfig) -> str:
                 ("first / final loss", f"{train['first_loss']:.4f} / {train['final_loss']:.4f}"),
                 ("wall time", f"{train['wall_s']:.1f} s"),
                 ("compute (6·N·D estimate)", f"{train['approx_flops']:.3e} FLOPs"),
+                ("process-hours", f"{train['compute']['process_hours']:.4f}"),
+                ("energy (estimate)", _energy(train["compute"])),
+                ("CO₂e (estimate)", _co2(train["compute"])),
                 (
                     "processes (TP × PP × DP)",
                     f"{par['world_size']} ({par['tensor_parallel']} × {par['pipeline_parallel']} × "
@@ -185,16 +189,65 @@ def render_card(report: dict[str, Any], release: ReleaseConfig) -> str:
         if eval_rows
         else "No evaluation results.",
         "",
+        "## Decontamination",
+        "",
+        *_decontamination_lines(report.get("decontamination")),
+        "",
         "## Verification",
         "",
-        "`SHA256SUMS` lists every file of this release; check it with `sha256sum -c SHA256SUMS`, or run "
-        "`commonweights verify RELEASE_DIR` to also check the chain weights → checkpoint → data digest → "
-        "policy.",
+        (
+            "This release is signed with Ed25519: `statement.json` lists every file with its sha256 and the "
+            "lineage below, `statement.sig` is its signature."
+            if report["verification"]["signed"]
+            else "**This release is not signed**: its hashes can be checked, not who made it."
+        ),
+        " Get the publisher's public key from a channel you trust, then:",
+        "",
+        "```bash",
+        *report["verification"]["steps"],
+        "```",
+        "",
+        "`commonweights verify` checks the signature, every file's hash, that no file is missing or added, "
+        "and the chain weights → checkpoint → data digest (recomputed from `data/manifest/`) → policy → "
+        "config.",
         "",
         _table(("link", "value"), [(k, f"`{_fmt(v)}`") for k, v in lin.items() if not isinstance(v, dict)]),
         "",
     ]
     return f"---\n{card_data(report, release).to_yaml()}\n---\n\n" + "\n".join(body)
+
+
+def _energy(c: dict[str, Any]) -> str:
+    if c["energy_kwh"] is None:
+        return "not stated (train.watts_per_device unset)"
+    return f"{c['energy_kwh']:.6f} kWh"
+
+
+def _co2(c: dict[str, Any]) -> str:
+    if c["co2_kg"] is None:
+        return "not stated (no energy figure or train.grid_gco2_per_kwh unset)"
+    return f"{c['co2_kg']:.6f} kg at {c['grid_gco2_per_kwh']:g} gCO2e/kWh"
+
+
+def _decontamination_lines(decon: dict[str, Any] | None) -> list[str]:
+    if not decon:
+        return ["No decontamination report was produced for this release."]
+    rows = [
+        (
+            f"`{task}`",
+            d["examples"],
+            d["contaminated"],
+            f"{100 * d['fraction']:.1f}%",
+            "**flagged**" if d["flagged"] else "clean",
+        )
+        for task, d in decon["tasks"].items()
+    ]
+    return [
+        f"Word {decon['ngram']}-gram overlap between each evaluation task and the "
+        f"{decon['corpus_documents']:,} kept training documents (`eval/decontamination.json`):",
+        "",
+        _table(("task", "examples", "overlapping", "share", "status"), rows),
+    ]
 
 
 def _yes(flag: Any) -> str:

@@ -13,6 +13,8 @@ import logging
 import math
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -21,11 +23,14 @@ from typing import Any
 
 from commonweights.config import RunConfig
 from commonweights.errors import ConfigError, InputError, StageError
+from eval import decontaminate
 from eval.tasks import LOCAL_TASKS, SUITES, write_local_suite, write_task_yamls
 
 log = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.json"
+DECONTAMINATION_FILE = "decontamination.json"
+CHECKPOINTS_FILE = "checkpoints.json"
 # Fixed so two evaluations of the same model give the same numbers and samples.
 SEEDS = {"random": 0, "numpy": 1234, "torch": 1234, "fewshot": 1234}
 
@@ -156,8 +161,11 @@ def evaluate(
     batch_size: int,
     limit: int | None,
     hf_home: Path,
+    corpus: Path | None = None,
+    ngram: int = 13,
 ) -> EvalReport:
-    """Run lm-eval's `simple_evaluate` on the HF model at `model`; write results.json and samples."""
+    """Run lm-eval's `simple_evaluate` on the HF model at `model`; write results.json and samples, and,
+    given the kept documents' folder `corpus`, decontamination.json (`eval.decontaminate`)."""
     with hf_offline(hf_home):
         import lm_eval
         from lm_eval.tasks import TaskManager
@@ -166,11 +174,14 @@ def evaluate(
             include_path=str(include_path) if include_path else None,
             include_defaults=any(t not in LOCAL_TASKS for t in tasks),
         )
+        loaded = load_tasks(tasks, manager, hf_home)
+        if corpus is not None:
+            decon = decontaminate.report(loaded, corpus, ngram)
         res = lm_eval.simple_evaluate(
             model="hf",
             model_args=f"pretrained={model},dtype=float32",
             device="cpu",
-            tasks=load_tasks(tasks, manager, hf_home),
+            tasks=loaded,
             task_manager=manager,
             batch_size=batch_size,
             limit=limit,
@@ -184,15 +195,77 @@ def evaluate(
         raise StageError("evaluate: lm-eval returned no results (it only reports on rank 0)")
     report = report_from_results(res, model=str(model), batch_size=batch_size, limit=limit)
     write_outputs(out, report, res["samples"])
+    if corpus is not None:
+        text = json.dumps(decon, indent=2, ensure_ascii=False)
+        (out / DECONTAMINATION_FILE).write_text(text + "\n", encoding="utf-8")
     return report
 
 
+def export_checkpoint(cfg: RunConfig, ckpt: Path, scratch: Path) -> Path:
+    """Export one training checkpoint to `scratch/hf` with the export stage itself.
+
+    The export stage exports a run's newest checkpoint; here it runs (as its own process, exactly as
+    `commonweights export`) on a scratch run folder whose only checkpoint links to `ckpt` and whose
+    tokens link to the run's tokens."""
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    (scratch / "train" / "checkpoints").mkdir(parents=True)
+    (scratch / "train" / "checkpoints" / ckpt.name).symlink_to(ckpt.resolve(), target_is_directory=True)
+    (scratch / "tokens").symlink_to(cfg.paths.tokens.resolve(), target_is_directory=True)
+    config = cfg.model_copy(update={"dir": scratch}).write_resolved()
+    cmd = [sys.executable, "-m", "commonweights", "export", "--config", str(config)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
+        raise StageError(f"evaluate: exporting checkpoint {ckpt} failed (exit {proc.returncode}):\n{tail}")
+    return scratch / "hf"
+
+
+def evaluate_checkpoints(
+    cfg: RunConfig, tasks: list[str], out: Path, *, include_path: Path | None
+) -> list[dict[str, Any]]:
+    """Evaluate every kept checkpoint except the exported one (already evaluated): metrics per iteration.
+
+    Each is exported to `out/checkpoints/iter_N/` (weights removed after evaluation, samples kept)."""
+    from training import checkpoint
+
+    marker = cfg.paths.hf / "export.json"
+    exported = json.loads(marker.read_text())["iteration"] if marker.is_file() else None
+    curve = []
+    for iteration, ckpt in checkpoint.complete(cfg.paths.checkpoints):
+        if iteration == exported:
+            continue
+        folder = out / "checkpoints" / ckpt.name
+        scratch = out / "checkpoints" / f"{ckpt.name}.export"
+        model = export_checkpoint(cfg, ckpt, scratch)
+        rep = evaluate(
+            model,
+            tasks,
+            folder,
+            include_path=include_path,
+            batch_size=cfg.eval.batch_size,
+            limit=cfg.eval.limit,
+            hf_home=cfg.paths.root / "cache" / "huggingface",
+        )
+        shutil.rmtree(scratch)
+        curve.append({"iteration": iteration, "tasks": {name: r.metrics for name, r in rep.tasks.items()}})
+        log.info("evaluate: checkpoint %d: %s", iteration, curve[-1]["tasks"])
+    return curve
+
+
 def run(cfg: RunConfig) -> dict[str, Any]:
-    """Evaluate `hf/` on the configured suites into `eval/`."""
+    """Evaluate `hf/` on the configured suites into `eval/`, every other kept checkpoint too (curve), and
+    the overlap of each task with the training corpus."""
     tasks = suite_tasks(cfg.eval.suites)
     model = cfg.paths.hf
     if not (model / "config.json").is_file():
         raise InputError(f"{model / 'config.json'}: no exported model; run `commonweights export` first")
+    if not cfg.paths.documents.is_dir():
+        raise InputError(
+            f"{cfg.paths.documents}: kept documents not found (needed for the decontamination report); "
+            "run `commonweights curate` first"
+        )
     hf_home = cfg.paths.root / "cache" / "huggingface"
     datasets_cache = hf_home / "datasets"
     final = cfg.paths.eval
@@ -210,7 +283,13 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         batch_size=cfg.eval.batch_size,
         limit=cfg.eval.limit,
         hf_home=hf_home,
+        corpus=cfg.paths.documents,
+        ngram=cfg.eval.decontamination_ngram,
     )
+    if cfg.eval.checkpoints:
+        curve = evaluate_checkpoints(cfg, tasks, tmp, include_path=tmp / "tasks" if local else None)
+        text = json.dumps({"checkpoints": curve}, indent=2, allow_nan=False)
+        (tmp / CHECKPOINTS_FILE).write_text(text + "\n", encoding="utf-8")
     if local:
         write_task_yamls(tmp / "tasks", final / "tasks", datasets_cache)
     shutil.rmtree(final, ignore_errors=True)

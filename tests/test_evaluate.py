@@ -57,6 +57,13 @@ def config(root: Path, **eval_: object) -> RunConfig:
     )
 
 
+def write_documents(cfg: RunConfig, texts: list[str]) -> None:
+    """curate/documents/ as the curate stage leaves it: kept documents, one JSON line each."""
+    cfg.paths.documents.mkdir(parents=True, exist_ok=True)
+    lines = (json.dumps({"doc_id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts))
+    (cfg.paths.documents / "part-00000-of-00001.jsonl").write_text("".join(lines))
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
@@ -65,6 +72,11 @@ def test_local_suite_runs_and_results_match_the_samples(tmp_path: Path, model_di
     cfg = config(tmp_path / "run")
     cfg.paths.root.mkdir()
     (cfg.paths.root / "hf").symlink_to(model_dir)
+    # The training corpus quotes one evaluation paragraph inside unrelated text.
+    leaked = tasks.paragraphs()[7]
+    write_documents(
+        cfg, ["A note about boats and harbours, nothing else.", f"Found online: {leaked} The end."]
+    )
 
     record = evaluate.run(cfg)
 
@@ -103,6 +115,19 @@ def test_local_suite_runs_and_results_match_the_samples(tmp_path: Path, model_di
         data = Path(doc["dataset_kwargs"]["data_files"]["test"])
         assert data == out / "tasks" / f"{name}.jsonl" and data.is_file()
     assert not out.with_name("eval.tmp").exists()
+
+    # Decontamination: the quoted paragraph's task is flagged, the cloze task is not.
+    decon = json.loads((out / "decontamination.json").read_text())
+    assert decon["ngram"] == cfg.eval.decontamination_ngram == 13 and decon["corpus_documents"] == 2
+    para, cloze_d = decon["tasks"][tasks.PARAGRAPH_TASK], decon["tasks"][tasks.CLOZE_TASK]
+    assert para["examples"] == tasks.PARAGRAPHS and para["flagged"] and para["contaminated"] >= 1
+    assert 7 in [o["index"] for o in para["overlapping"]] or para["contaminated"] > 5
+    assert para["fraction"] == para["contaminated"] / tasks.PARAGRAPHS
+    assert (
+        not cloze_d["flagged"] and cloze_d["contaminated"] == 0 and cloze_d["examples"] == tasks.CLOZE_ITEMS
+    )
+    # No training checkpoints in this run folder: the curve has no extra points.
+    assert json.loads((out / "checkpoints.json").read_text()) == {"checkpoints": []}
     assert (cfg.paths.root / "cache" / "huggingface" / "datasets").is_dir()
     assert os.environ.get("HF_HOME") != str(cfg.paths.root / "cache" / "huggingface")
 
@@ -147,10 +172,12 @@ def test_missing_model_says_to_run_export(tmp_path: Path) -> None:
         evaluate.run(config(tmp_path))
 
 
+@pytest.mark.slow  # lm-eval indexes its ~14k built-in task configs (~40 s here)
 def test_standard_suite_fails_clearly_without_cached_datasets(tmp_path: Path, model_dir: Path) -> None:
     cfg = config(tmp_path / "run", suites=["standard"])
     cfg.paths.root.mkdir()
     (cfg.paths.root / "hf").symlink_to(model_dir)
+    write_documents(cfg, ["Some kept text."])
     with pytest.raises(InputError) as err:
         evaluate.run(cfg)
     msg = str(err.value)
@@ -180,3 +207,29 @@ def test_generated_items_are_well_formed_and_reproducible() -> None:
     assert by_kind["copy"].choices[by_kind["copy"].label] in by_kind["copy"].context
     texts = tasks.paragraphs()
     assert texts == tasks.paragraphs() and len(set(texts)) == len(texts) == tasks.PARAGRAPHS
+
+
+def test_overlap_counts_examples_sharing_an_ngram_with_the_corpus() -> None:
+    from eval.decontaminate import overlap
+
+    examples = {
+        "quoted": [
+            "one two three four five six seven eight nine",  # in the corpus, as a whole 9-gram
+            "alpha beta gamma delta epsilon zeta eta theta iota",  # nowhere
+            "Seven, Eight! nine ten eleven twelve thirteen fourteen",  # case and punctuation ignored
+        ],
+        "short": ["too short to say anything"],
+    }
+    corpus = [
+        "zero one two three four five six seven eight nine ten",
+        "SEVEN eight nine ten eleven twelve thirteen fourteen",
+    ]
+    rep = overlap(examples, corpus, 8)
+    quoted, short = rep["tasks"]["quoted"], rep["tasks"]["short"]
+    assert rep["corpus_documents"] == 2 and rep["ngram"] == 8
+    assert (quoted["examples"], quoted["contaminated"], quoted["flagged"]) == (3, 2, True)
+    assert [o["index"] for o in quoted["overlapping"]] == [0, 2]
+    assert quoted["overlapping"][1]["ngram"] == "seven eight nine ten eleven twelve thirteen fourteen"
+    assert (short["too_short"], short["checked"], short["flagged"]) == (1, 0, False)
+    clean = overlap(examples, ["unrelated words only, many of them, in a long enough line here"], 8)
+    assert not any(t["flagged"] for t in clean["tasks"].values())
