@@ -23,6 +23,13 @@ def submit_run(
     cfg: RunConfig, *, wait_for: bool = False, timeout_s: float = 3600, stages: tuple[str, ...] = STAGES
 ) -> dict[str, Any]:
     """Submit the stages as a dependency chain; with `wait_for`, wait and fail naming the first bad job."""
+    if "train" in stages:
+        from training.launch import preflight
+
+        # Fail here, not in a queued job: layout, token files and vocabulary (unless tokenize runs first).
+        spec = stage_spec(cfg, "train", ["train"], training=True)
+        world = (spec.nodes or 1) * (spec.ntasks_per_node or 1)
+        preflight(cfg, world, tokens_exist="tokenize" not in stages[: stages.index("train")])
     config = cfg.write_resolved()
     jobs: dict[str, str] = {}
     previous: list[str] = []

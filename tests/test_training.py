@@ -113,10 +113,10 @@ def hermetic(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> RunConfig:
-    """10 steps, checkpoints every 5: the reference run that other tests copy and change."""
+    """16 steps, checkpoints at 5, 10, 15, 16: the reference run that other tests copy and change."""
     root = tmp_path_factory.mktemp("ref")
     write_tokens(root / "tokens")
-    cfg = make_cfg(root, steps=10, save_interval=5)
+    cfg = make_cfg(root, steps=16, save_interval=5, keep_last=4)
     run(cfg)
     return cfg
 
@@ -168,10 +168,57 @@ def test_dist_env_reads_torchrun_and_slurm_variables() -> None:
     assert (single.rank, single.world_size, single.master_addr) == (0, 1, "127.0.0.1")
 
 
-def test_pipeline_parallel_is_refused_clearly() -> None:
-    t = TrainConfig.model_validate(dict(pipeline_parallel=2, nproc=2))
-    with pytest.raises(ConfigError, match="pipeline_parallel"):
-        check_layout(t, 2)
+def test_layout_must_fit_the_real_world_size() -> None:
+    t = TrainConfig.model_validate(dict(pipeline_parallel=2, tensor_parallel=2, nproc=4, micro_batch_size=4))
+    assert check_layout(t, 8).data_parallel == 2
+    with pytest.raises(ConfigError, match="not a multiple of train.tensor_parallel"):
+        check_layout(t, 6)
+
+
+def test_wsd_schedule_is_stable_then_decays_linearly() -> None:
+    t = TrainConfig.model_validate(
+        dict(steps=100, warmup_steps=10, lr=1e-3, min_lr=1e-4, lr_schedule="wsd", wsd_decay_fraction=0.2)
+    )
+    lrs = [lr_at(s, t) for s in range(1, 101)]
+    assert lrs[9] == pytest.approx(1e-3) and lrs[0] == pytest.approx(1e-4)
+    assert lrs[10:80] == pytest.approx([1e-3] * 70)  # stable until the last 20 steps
+    assert lrs[89] == pytest.approx(1e-3 - 0.9e-3 * 10 / 20)
+    assert lrs[-1] == pytest.approx(1e-4)
+
+
+def test_presets_fill_the_shape_and_explicit_keys_win() -> None:
+    big = TrainConfig.model_validate(
+        dict(
+            preset="8b",
+            tensor_parallel=8,
+            pipeline_parallel=4,
+            nproc=64,
+            micro_batch_size=1,
+            global_batch_size=512,
+        )
+    )
+    assert (big.num_layers, big.hidden_size, big.num_attention_heads, big.num_query_groups) == (
+        32,
+        4096,
+        32,
+        8,
+    )
+    arch = arch_of(big, 131072)
+    assert 7.0e9 < _param_count(arch) < 8.6e9
+    small = TrainConfig.model_validate(dict(preset="125m", num_layers=3))
+    assert (small.num_layers, small.hidden_size) == (3, 768)
+    with pytest.raises(ValueError, match="preset='2b' is not one of tiny, 125m, 1b, 8b"):
+        TrainConfig.model_validate(dict(preset="2b"))
+    with pytest.raises(ValueError, match="num_query_groups=8 must divide"):
+        TrainConfig.model_validate(dict(preset="8b", tensor_parallel=16, nproc=16))
+
+
+def _param_count(a: Arch) -> int:
+    """Weights of a Llama-style network of shape `a` (the formula the MFU benchmark uses too)."""
+    attn = a.hidden_size * a.head_dim * (a.num_attention_heads * 2 + a.num_query_groups * 2)
+    mlp = 3 * a.hidden_size * a.ffn_hidden_size
+    embed = a.vocab_size * a.hidden_size * (1 if a.tied else 2)
+    return a.num_layers * (attn + mlp + 2 * a.hidden_size) + embed + a.hidden_size
 
 
 def test_torchrun_command_runs_the_training_module() -> None:
@@ -204,11 +251,11 @@ def test_tokenizer_vocab_mismatch_is_an_input_error(tmp_path: Path) -> None:
 
 def test_checkpoint_with_smaller_vocab_is_refused(trained: RunConfig, tmp_path: Path) -> None:
     cfg = copy_run(trained, tmp_path / "run")
-    marker_path = cfg.paths.checkpoints / "iter_0000010" / checkpoint.MARKER
+    marker_path = cfg.paths.checkpoints / "iter_0000016" / checkpoint.MARKER
     marker = json.loads(marker_path.read_text())
     marker["arch"]["vocab_size"] = 256  # below the tokenizer's vocabulary
     marker_path.write_text(json.dumps(marker))
-    with pytest.raises(ConfigError, match="iter_0000010") as e:
+    with pytest.raises(ConfigError, match="iter_0000016") as e:
         run(cfg)
     assert "vocabulary rows" in str(e.value)
 
@@ -260,7 +307,9 @@ def test_resume_is_exact_and_skips_incomplete_checkpoints(trained: RunConfig, tm
     reference = metrics(trained)
     cfg = copy_run(trained, tmp_path / "run")
     ckpts = cfg.paths.checkpoints
-    # A crash while saving step 10: its folder lost the marker, and a later save left a .tmp with one.
+    # Killed while saving step 10: its folder lost the marker, and a later save left a .tmp with one.
+    shutil.rmtree(ckpts / "iter_0000015")
+    shutil.rmtree(ckpts / "iter_0000016")
     shutil.copytree(ckpts / "iter_0000010", ckpts / "iter_0000015.tmp")
     json_marker = ckpts / "iter_0000015.tmp" / checkpoint.MARKER
     json_marker.write_text(json_marker.read_text().replace('"iteration": 10', '"iteration": 15'))
@@ -269,40 +318,104 @@ def test_resume_is_exact_and_skips_incomplete_checkpoints(trained: RunConfig, tm
 
     summary = run(cfg)
 
-    assert summary["resumed_from"] == 5
+    assert summary["resumed_from"] == 5  # 11 steps redone after the resume
     resumed = metrics(cfg)
-    assert [r["step"] for r in resumed] == list(range(1, 11))
+    assert [r["step"] for r in resumed] == list(range(1, 17))
     assert all(a["elapsed_s"] < b["elapsed_s"] for a, b in zip(resumed, resumed[1:], strict=False))
     for a, b in zip(reference, resumed, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], abs=1e-6)
         assert b["grad_norm"] == pytest.approx(a["grad_norm"], abs=1e-6)
-    assert sorted(p.name for p in ckpts.iterdir()) == ["iter_0000005", "iter_0000010", "latest"]
+    names = ["iter_0000005", "iter_0000010", "iter_0000015", "iter_0000016", "latest"]
+    assert sorted(p.name for p in ckpts.iterdir()) == names
     assert checkpoint.read_marker(ckpts / "iter_0000010") is not None
 
 
 def test_finished_run_is_not_trained_again(trained: RunConfig, tmp_path: Path) -> None:
     cfg = copy_run(trained, tmp_path / "run")
     summary = run(cfg)
-    assert summary["resumed_from"] == 10 and summary["iteration"] == 10
-    assert [r["step"] for r in metrics(cfg)] == list(range(1, 11))
+    assert summary["resumed_from"] == 16 and summary["iteration"] == 16
+    assert [r["step"] for r in metrics(cfg)] == list(range(1, 17))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("layout", [{"nproc": 2}, {"nproc": 2, "tensor_parallel": 2}], ids=["dp2", "tp2"])
-def test_two_processes_match_one(trained: RunConfig, tmp_path: Path, layout: dict) -> None:
-    """torchrun with DP=2 or TP=2 over gloo gives the single process's losses (same padded vocab)."""
+@pytest.mark.parametrize(
+    ("layout", "resume"),
+    [
+        ({"nproc": 2}, {"nproc": 1}),
+        ({"nproc": 2, "tensor_parallel": 2}, {"nproc": 1, "tensor_parallel": 1}),
+        ({"nproc": 2, "distributed_optimizer": True}, {"nproc": 2, "distributed_optimizer": True}),
+    ],
+    ids=["dp2-then-1", "tp2-then-tp1", "dp2-distributed-optimizer"],
+)
+def test_two_processes_match_one_and_resume_in_another_layout(
+    trained: RunConfig, tmp_path: Path, layout: dict, resume: dict
+) -> None:
+    """Megatron DDP / TP=2 / DistributedOptimizer over gloo give the single process's losses, and
+    their checkpoints (model and optimizer state) continue the run in another layout."""
     from training.launch import launch
 
     meta = json.loads((trained.paths.tokens / "tokens.json").read_text())
     assert padded_vocab(meta["vocab_size"], 1) == padded_vocab(meta["vocab_size"], 2)
     root = tmp_path / "run"
     shutil.copytree(trained.paths.tokens, root / "tokens")
-    cfg = make_cfg(root, steps=10, save_interval=5, **layout)
+    cfg = make_cfg(root, steps=16, save_interval=5, keep_last=4, **layout)
     summary = launch(cfg)
     assert summary["world_size"] == 2
     assert summary["parameters"] == json.loads((trained.paths.train / "train.json").read_text())["parameters"]
-    for a, b in zip(metrics(trained), metrics(cfg), strict=True):
+    reference = metrics(trained)
+    for a, b in zip(reference, metrics(cfg), strict=True):
         assert b["loss"] == pytest.approx(a["loss"], abs=1e-5)
+
+    for it in (15, 16):
+        shutil.rmtree(cfg.paths.checkpoints / checkpoint.iter_name(it))
+    more = make_cfg(root, steps=16, save_interval=5, keep_last=4, **resume)
+    summary = launch(more)
+    assert summary["resumed_from"] == 10 and summary["iteration"] == 16
+    for a, b in zip(reference, metrics(more), strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_pipeline_parallel_trains_resumes_exactly_and_exports(trained: RunConfig, tmp_path: Path) -> None:
+    """PP=2 through megatron's 1F1B schedule: the loss falls like one process's, and a resume is exact."""
+    from training.launch import launch
+
+    root = tmp_path / "run"
+    shutil.copytree(trained.paths.tokens, root / "tokens")
+    cfg = make_cfg(root, steps=16, save_interval=5, keep_last=4, nproc=2, pipeline_parallel=2)
+    summary = launch(cfg)
+    assert (summary["pipeline_parallel"], summary["data_parallel"]) == (2, 1)
+    first = metrics(cfg)
+    # Each stage draws its own layers' initial weights, so the curve is close to, not equal to, TP=1's.
+    assert first[-1]["loss"] < first[0]["loss"] - 1.0
+    assert first[-1]["loss"] == pytest.approx(metrics(trained)[-1]["loss"], abs=0.1)
+
+    for it in (10, 15, 16):
+        shutil.rmtree(cfg.paths.checkpoints / checkpoint.iter_name(it))
+    summary = launch(cfg)
+    assert summary["resumed_from"] == 5
+    for a, b in zip(first, metrics(cfg), strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], abs=1e-6)
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], abs=1e-6)
+
+    # Export reshards the two stages into one Llama model: same logits as megatron's, every layer trained.
+    from test_export import megatron_logits, text_ids
+    from transformers import AutoModelForCausalLM
+
+    from training.export import export
+
+    export(cfg)
+    hf = AutoModelForCausalLM.from_pretrained(cfg.paths.hf)
+    ids = text_ids(cfg)
+    _, ckpt, marker = checkpoint.require_newest(cfg.paths.checkpoints)
+    init: dict = {}
+    expected = megatron_logits(Arch.from_record(marker["arch"]), ckpt, ids)
+    megatron_logits(Arch.from_record(marker["arch"]), None, ids, init)
+    with torch.no_grad():
+        assert torch.allclose(hf(ids).logits, expected, atol=1e-4, rtol=0)
+    for i in range(2):
+        w = hf.model.layers[i].mlp.down_proj.weight
+        assert not torch.allclose(w, init[f"decoder.layers.{i}.mlp.linear_fc2.weight"])
 
 
 @pytest.mark.slow
@@ -343,3 +456,90 @@ def test_dataset_tokenizer_round_trips_text(tmp_path: Path) -> None:
     assert ids and tok.detokenize(ids) == text
     with pytest.raises(TypeError, match="no chat template"):
         tok.apply_chat_template()
+
+
+# ------------------------------------------------------------------------- goldfish and accounting
+
+
+def test_goldfish_drops_about_one_in_k_positions_chosen_by_the_text() -> None:
+    from training.goldfish import keep_mask
+
+    tokens = torch.randint(0, 50_000, (16, 2048), generator=torch.Generator().manual_seed(0))
+    for k in (2, 4, 8):
+        dropped = 1 - keep_mask(tokens, k, 13)[:, 12:].mean().item()
+        assert abs(dropped - 1 / k) < 0.02, (k, dropped)
+    mask = keep_mask(tokens, 4, 13)
+    assert mask[:, :12].eq(1).all()  # fewer than h preceding tokens: always kept
+    assert torch.equal(mask, keep_mask(tokens.clone(), 4, 13))  # deterministic
+    # The same passage elsewhere (another sequence, another offset) loses the same positions.
+    passage = tokens[0, 100:400]
+    moved = torch.randint(0, 50_000, (1, 1000), generator=torch.Generator().manual_seed(1))
+    moved[0, 537:837] = passage
+    assert torch.equal(keep_mask(moved, 4, 13)[0, 549:837], mask[0, 112:400])
+    # A different context window changes the choice.
+    assert not torch.equal(keep_mask(tokens, 4, 5), mask)
+
+
+def test_goldfish_option_masks_the_loss_in_training(tmp_path: Path) -> None:
+    from training.train import _loss_mask
+
+    t = TrainConfig.model_validate(dict(goldfish_k=3, goldfish_h=4))
+    tokens = torch.arange(2 * 64).view(2, 64) * 7919 % 500
+    b = {"tokens": tokens, "loss_mask": torch.ones(2, 64)}
+    mask = _loss_mask(b, t)
+    assert 0.2 < 1 - mask.mean().item() < 0.45 and mask[:, :3].eq(1).all()
+    assert torch.equal(_loss_mask(b, TrainConfig()), b["loss_mask"])
+
+
+def test_sacct_records_give_gpu_hours_energy_and_co2() -> None:
+    from training.accounting import Attempt, compute_record, parse_sacct
+
+    # `sacct -n -P -X -D -o JobIDRaw,State,ElapsedRaw,AllocTRES,NNodes,Start,End` of a job requeued once.
+    text = (
+        "4711|REQUEUED|1800|billing=64,cpu=64,gres/gpu=8,mem=512G,node=2|2|2026-11-01T10:00:00|2026-11-01T10:30:00\n"
+        "4711|COMPLETED|5400|billing=64,cpu=64,gres/gpu:h100=8,mem=512G,node=2|2|2026-11-01T10:33:00|2026-11-01T12:03:00\n"
+    )
+    rows = parse_sacct(text)
+    assert [(r["state"], r["elapsed_s"], r["gpus"]) for r in rows] == [
+        ("REQUEUED", 1800, 8),
+        ("COMPLETED", 5400, 8),
+    ]
+    t = TrainConfig.model_validate(dict(watts_per_device=700, pue=1.25, grid_gco2_per_kwh=100))
+    rec = compute_record(t, [], rows)
+    assert rec["device_hours"] == pytest.approx(16.0)  # (0.5 h + 1.5 h) x 8 GPUs
+    assert rec["energy_kwh"] == pytest.approx(16.0 * 0.7 * 1.25)
+    assert rec["co2_kg"] == pytest.approx(14.0 * 0.1)
+    assert (rec["source"], rec["attempts"]) == ("sacct", 2)
+    own = [Attempt(None, 0, 0.0, 3600.0, 2, 0, 0, 10), Attempt(None, 1, 4000.0, 5800.0, 2, 0, 10, 20)]
+    rec = compute_record(t, own, None)
+    assert rec["device_hours"] == pytest.approx(3.0) and rec["source"] == "job timings"
+
+
+def test_resumed_run_continues_the_wandb_run_and_counts_both_attempts(tmp_path: Path) -> None:
+    write_tokens(tmp_path / "tokens", docs=60)
+    first = run(make_cfg(tmp_path, steps=4, save_interval=4, wandb="offline"))
+    second = run(make_cfg(tmp_path, steps=6, save_interval=4, wandb="offline"))
+    assert second["resumed_from"] == 4 and first["wandb_run_id"] == second["wandb_run_id"]
+    runs = sorted((tmp_path / "train" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(r.name.endswith("-" + first["wandb_run_id"]) for r in runs)
+    marker = checkpoint.read_marker(tmp_path / "train" / "checkpoints" / "iter_0000006")
+    assert marker is not None and marker["wandb_run_id"] == first["wandb_run_id"]
+    compute = json.loads((tmp_path / "train" / "train.json").read_text())["compute"]
+    assert compute["attempts"] == 2 and compute["source"] == "job timings"
+    assert second["energy_kwh"] == pytest.approx(compute["device_hours"] * 0.7 * 1.2)
+    # No secret reaches the files we write (the key comes from the environment only).
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".yaml", ".txt", ".log"):
+            assert "WANDB_API_KEY" not in path.read_text(errors="replace")
+
+
+@pytest.mark.slow
+def test_bf16_mixed_precision_tracks_float32(trained: RunConfig, tmp_path: Path) -> None:
+    """bf16 weights/compute with megatron's float32 master weights follow the float32 run closely."""
+    root = tmp_path / "run"
+    shutil.copytree(trained.paths.tokens, root / "tokens")
+    cfg = make_cfg(root, steps=16, save_interval=16, bf16=True)
+    run(cfg)
+    for a, b in zip(metrics(trained)[:6], metrics(cfg)[:6], strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], abs=0.02)
+    assert metrics(cfg)[-1]["loss"] < metrics(cfg)[0]["loss"] - 1.0

@@ -113,19 +113,46 @@ def _rng_object(data: Any) -> Any:
     return ShardedObject(RNG_KEY, data, shape, offset, replica_id=ps.get_data_parallel_rank())
 
 
-def _optimizer_sharded(model_sd: Any, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """The optimizer's moments as sharded tensors laid out like the weights they belong to."""
-    from megatron.core.dist_checkpointing.optimizer import (
-        get_param_id_to_sharded_param_map,
-        optim_state_to_sharding_state,
-    )
+# DistributedOptimizer state layout in checkpoints. With plain-torch Adam (no Apex/TE) the inner state
+# carries a per-parameter `step` that only megatron's `dp_reshardable` layout round-trips: such
+# checkpoints reload into another data-parallel size, not another TP/PP layout (checked on resume).
+OPTIMIZER_METADATA = {"distrib_optim_sharding_type": "dp_reshardable"}
 
-    state = optimizer.state_dict()
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    ids = get_param_id_to_sharded_param_map(model_sd, params)
-    # `step` is a per-parameter scalar equal to the iteration; it is restored from the marker.
-    optim_state_to_sharding_state(state, ids, exclude_keys=("step",))
-    return state
+
+def _parts(optimizer: Any) -> list[Any]:
+    return list(getattr(optimizer, "chained_optimizers", [optimizer]))
+
+
+def _set_steps(optimizer: Any, iteration: int) -> None:
+    """Per-parameter Adam step counts equal the iteration (torch keeps one per parameter)."""
+    for part in _parts(optimizer):
+        inner = getattr(part, "optimizer", None)
+        for st in getattr(inner, "state", {}).values():
+            if "step" in st:
+                st["step"] = torch.tensor(float(iteration))
+
+
+def _init_distributed_state(optimizer: Any) -> None:
+    """Give a fresh DistributedOptimizer (plain-torch Adam) state to load into, changing no weight.
+
+    Its `sharded_state_dict(is_loading=True)` reads the inner optimizer's per-parameter `step`,
+    which torch creates only on a first step; megatron's own dummy step does that, here at lr=0 so
+    that weight decay is a no-op as well. The checkpoint then overwrites moments and step counts.
+    """
+    for part in _parts(optimizer):
+        if not hasattr(part, "_init_optimizer_states_with_dummy_values") or part.optimizer.state:
+            continue
+        lrs = [g["lr"] for g in part.optimizer.param_groups]
+        for g in part.optimizer.param_groups:
+            g["lr"] = 0.0
+        part._init_optimizer_states_with_dummy_values()
+        for g, lr in zip(part.optimizer.param_groups, lrs, strict=True):
+            g["lr"] = lr
+
+
+def _optimizer_sharded(model_sd: Any, optimizer: Any, is_loading: bool) -> Any:
+    """The megatron optimizer's state as sharded tensors laid out like the weights they belong to."""
+    return optimizer.sharded_state_dict(model_sd, is_loading=is_loading, metadata=OPTIMIZER_METADATA)
 
 
 def _barrier() -> None:
@@ -141,7 +168,7 @@ def save(
     root: Path,
     iteration: int,
     model: Any,
-    optimizer: torch.optim.Optimizer,
+    optimizer: Any,
     marker: dict[str, Any],
     keep_last: int,
 ) -> Path:
@@ -158,7 +185,7 @@ def save(
     model_sd = model.sharded_state_dict()
     state = {
         "model": model_sd,
-        "optimizer": _optimizer_sharded(model_sd, optimizer),
+        "optimizer": _optimizer_sharded(model_sd, optimizer, is_loading=False),
         RNG_KEY: _rng_object(_rng_states()),
     }
     dist_checkpointing.save(state, str(tmp))
@@ -188,11 +215,12 @@ def prune(root: Path, keep_last: int) -> None:
             shutil.rmtree(p)
 
 
-def load(path: Path, model: Any, optimizer: torch.optim.Optimizer, restore_rng: bool) -> dict[str, Any]:
-    """Restore weights, optimizer moments and (same layout only) RNG states; returns the marker.
+def load(path: Path, model: Any, optimizer: Any, restore_rng: bool) -> dict[str, Any]:
+    """Restore weights, optimizer state and (same layout only) RNG states; returns the marker.
 
-    The optimizer must already hold state for every parameter (see `init_optimizer_state`), since
-    the load fills a sharded copy of it.
+    `optimizer` is a megatron optimizer: its `sharded_state_dict(is_loading=True)` allocates the
+    state that the load fills, and its `load_state_dict` copies the loaded weights into its master
+    copies and restores the moments and step counts.
     """
     from megatron.core import dist_checkpointing
 
@@ -200,17 +228,18 @@ def load(path: Path, model: Any, optimizer: torch.optim.Optimizer, restore_rng: 
     if marker is None:
         raise InputError(f"{path}: not a complete checkpoint (no valid {MARKER})")
     model_sd = model.sharded_state_dict()
-    state: dict[str, Any] = {"model": model_sd, "optimizer": _optimizer_sharded(model_sd, optimizer)}
+    _init_distributed_state(optimizer)
+    state: dict[str, Any] = {
+        "model": model_sd,
+        "optimizer": _optimizer_sharded(model_sd, optimizer, is_loading=True),
+    }
     if restore_rng:
         state[RNG_KEY] = _rng_object(None)
     with torch.no_grad():
         loaded = dist_checkpointing.load(state, str(path))
-    model.load_state_dict(loaded["model"])
-    opt_state = loaded["optimizer"]
-    step = torch.tensor(float(marker["iteration"]))
-    for param_state in opt_state["state"].values():
-        param_state["step"] = step.clone()
-    optimizer.load_state_dict(opt_state)
+        model.load_state_dict(loaded["model"])
+        optimizer.load_state_dict(loaded["optimizer"])
+        _set_steps(optimizer, int(marker["iteration"]))
     if restore_rng:
         _set_rng_states(loaded[RNG_KEY])
     return marker
@@ -223,23 +252,6 @@ def load_weights(path: Path, model: Any) -> None:
     with torch.no_grad():
         loaded = dist_checkpointing.load({"model": model.sharded_state_dict()}, str(path))
     model.load_state_dict(loaded["model"])
-
-
-def init_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
-    """Create the optimizer's per-parameter state without changing any weight.
-
-    One step with zero gradients and lr=0 makes torch allocate the moments (all zero), so that a
-    checkpoint load has tensors of the right shape to fill.
-    """
-    lrs = [g["lr"] for g in optimizer.param_groups]
-    for g in optimizer.param_groups:
-        g["lr"] = 0.0
-        for p in g["params"]:
-            p.grad = torch.zeros_like(p)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    for g, lr in zip(optimizer.param_groups, lrs, strict=True):
-        g["lr"] = lr
 
 
 def _write_json(path: Path, rec: dict[str, Any]) -> None:

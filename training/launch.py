@@ -37,6 +37,22 @@ def torchrun_command(nproc: int, config_path: Path) -> list[str]:
     ]
 
 
+def preflight(cfg: RunConfig, world_size: int, tokens_exist: bool = True) -> dict[str, Any]:
+    """Check a training job before it is submitted: layout against the job's world size and, when the
+    token files should already exist, the token files and the tokenizer/model vocabulary agreement."""
+    from training.data import check_vocab, read_tokens
+    from training.train import check_layout, resolve_arch
+
+    layout = check_layout(cfg.train, world_size)
+    out: dict[str, Any] = {"layout": layout.record()}
+    if tokens_exist:
+        tokens = read_tokens(cfg.paths)
+        arch = resolve_arch(cfg, tokens.vocab_size)
+        check_vocab(tokens, arch.vocab_size, cfg.paths.tokens / "tokens.json")
+        out["vocab_size"] = arch.vocab_size
+    return out
+
+
 def launch(cfg: RunConfig, config_path: Path | None = None) -> dict[str, Any]:
     """Train per the config's layout; returns train/train.json's summary.
 

@@ -87,8 +87,14 @@ def arch_of(train: TrainConfig, vocab_size: int, tied: bool = False) -> Arch:
     )
 
 
-def build_model(arch: Arch, tensor_parallel: int, pipeline_parallel: int, cpu: bool) -> torch.nn.Module:
-    """A megatron-core GPTModel for this rank's pipeline stage (parallel_state must be initialised)."""
+def build_model(
+    arch: Arch, tensor_parallel: int, pipeline_parallel: int, cpu: bool, bf16: bool = False
+) -> torch.nn.Module:
+    """A megatron-core GPTModel for this rank's pipeline stage (parallel_state must be initialised).
+
+    With `bf16` the weights are bf16 and the model is wrapped in megatron's `Float16Module`; megatron's
+    mixed-precision optimizer keeps float32 master copies of them.
+    """
     require("megatron.core", "megatron-core", "training")
     import torch.nn.functional as F
     from megatron.core import parallel_state
@@ -110,8 +116,9 @@ def build_model(arch: Arch, tensor_parallel: int, pipeline_parallel: int, cpu: b
         kv_channels=arch.head_dim,
         tensor_model_parallel_size=tensor_parallel,
         pipeline_model_parallel_size=pipeline_parallel,
-        pipeline_dtype=torch.float32,
-        params_dtype=torch.float32,
+        pipeline_dtype=torch.bfloat16 if bf16 else torch.float32,
+        params_dtype=torch.bfloat16 if bf16 else torch.float32,
+        bf16=bf16,
         normalization="RMSNorm",
         layernorm_epsilon=arch.norm_eps,
         gated_linear_unit=True,
@@ -138,7 +145,7 @@ def build_model(arch: Arch, tensor_parallel: int, pipeline_parallel: int, cpu: b
     # Each layer numbers itself from the stage's offset; the block only needs this stage's count.
     count = get_num_layers_to_build(config)
     block = TransformerBlockSubmodules(layer_specs=[layer] * count, layer_norm=WrappedTorchNorm)
-    return GPTModel(
+    model = GPTModel(
         config=config,
         transformer_layer_spec=block,
         vocab_size=arch.vocab_size,
@@ -150,6 +157,18 @@ def build_model(arch: Arch, tensor_parallel: int, pipeline_parallel: int, cpu: b
         rotary_base=int(arch.rope_base),
         parallel_output=True,
     )
+    if bf16:
+        from megatron.core.transformer.module import Float16Module
+
+        return Float16Module(config, model)
+    return model
+
+
+def unwrap(model: torch.nn.Module) -> Any:
+    """The GPTModel inside megatron's DDP and Float16Module wrappers (what checkpoints address)."""
+    while not hasattr(model, "decoder") and hasattr(model, "module"):
+        model = model.module
+    return model
 
 
 def causal_mask(seq_length: int, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -1,14 +1,19 @@
 """The training loop for one process: `run(cfg)` (torchrun, Slurm and single-process alike).
 
 Each process reads its rank from the environment (`dist_env`), joins the process group (gloo on CPU,
-nccl on GPU), initialises megatron's model-parallel state, builds its share of the model, resumes
-from the newest complete checkpoint if there is one, and trains `cfg.train.steps` optimizer steps:
-gradient accumulation over micro-batches, data-parallel gradient averaging, tensor-parallel-aware
-gradient clipping, AdamW with linear warmup and cosine decay. Rank 0 writes `train/metrics.jsonl`
-(one line per step; `elapsed_s` is training time so far, continued across resumes), `train/train.json`
-(summary) and the wandb run.
+nccl on GPU), initialises megatron's model-parallel state, builds its pipeline stage of the model,
+resumes from the newest complete checkpoint if there is one, and trains `cfg.train.steps` optimizer
+steps on megatron-core's own training machinery: its `DistributedDataParallel` (gradient buffers,
+data-parallel reduction), `get_megatron_optimizer` (AdamW or SGD, optionally the
+DistributedOptimizer, bf16 with float32 master weights, gradient clipping over all model-parallel
+shards), and `get_forward_backward_func` (1F1B pipeline schedule when pipeline_parallel > 1,
+gradient accumulation over micro-batches) with `finalize_model_grads`. On a CPU the same code runs
+through `training.cpu_compat`. Rank 0 writes `train/metrics.jsonl` (one line per step; `elapsed_s`
+is training time so far, continued across resumes), `train/train.json` (summary) and the wandb run.
 
-Pipeline parallelism needs megatron's pipeline schedules and is refused with a clear error here.
+On SIGTERM or SIGUSR1 (Slurm preemption, `--signal=B:USR1@T`), or when the job's own end time is
+near, every rank finishes the current step, the step is checkpointed, and under Slurm the job
+requeues itself (`training.slurm_requeue`) so that it resumes by itself.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ import json
 import logging
 import math
 import os
+import secrets
 import signal
 import socket
+import string
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -30,11 +37,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from commonweights.config import RunConfig, TrainConfig, WandbMode
+from commonweights.config import LrSchedule, RunConfig, TrainConfig, WandbMode
 from commonweights.errors import ConfigError
-from training import checkpoint, cpu_compat
+from training import accounting, checkpoint, cpu_compat, goldfish, slurm_requeue
 from training.data import Tokens, batch, build_dataset, check_vocab, read_tokens
-from training.model import Arch, arch_of, build_model, causal_mask, require
+from training.model import Arch, arch_of, build_model, causal_mask, require, unwrap
 
 log = logging.getLogger("commonweights.train")
 
@@ -114,11 +121,6 @@ class Layout:
 
 def check_layout(t: TrainConfig, world_size: int) -> Layout:
     """Validate the parallel layout against the real world size (Slurm may differ from train.nproc)."""
-    if t.pipeline_parallel != 1:
-        raise ConfigError(
-            f"train.pipeline_parallel={t.pipeline_parallel}: this trainer has no pipeline schedule yet; "
-            "set train.pipeline_parallel: 1 (tensor and data parallelism work)"
-        )
     mp = t.tensor_parallel * t.pipeline_parallel
     if world_size % mp:
         raise ConfigError(
@@ -143,8 +145,7 @@ def process_group(env: DistEnv, tensor_parallel: int, pipeline_parallel: int, se
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.set_device(env.local_rank)
-    else:
-        cpu_compat.enable()
+    ours = not cuda and not cpu_compat.enabled() and cpu_compat.enable()
     dist.init_process_group(
         "nccl" if cuda else "gloo",
         init_method=f"tcp://{env.master_addr}:{env.master_port}",
@@ -160,15 +161,28 @@ def process_group(env: DistEnv, tensor_parallel: int, pipeline_parallel: int, se
     finally:
         parallel_state.destroy_model_parallel()
         dist.destroy_process_group()
+        if ours:  # leave the process as we found it (tests and notebooks train in-process)
+            cpu_compat.disable()
 
 
 # ------------------------------------------------------------------------------------ pure parts
 
 
 def lr_at(step: int, t: TrainConfig) -> float:
-    """LR for optimizer step `step` (1-based): linear warmup to lr, then cosine decay to min_lr."""
+    """LR for optimizer step `step` (1-based): linear warmup to lr, then the configured decay.
+
+    cosine: from lr down to min_lr over the remaining steps. wsd (warmup-stable-decay): constant lr,
+    then a linear decay to min_lr over the last `wsd_decay_fraction` of all steps.
+    """
     if t.warmup_steps and step <= t.warmup_steps:
         return t.lr * step / t.warmup_steps
+    if t.lr_schedule == LrSchedule.wsd:
+        decay = max(1, round(t.steps * t.wsd_decay_fraction))
+        start = max(t.warmup_steps, t.steps - decay)
+        if step <= start:
+            return t.lr
+        progress = min(1.0, (step - start) / max(1, t.steps - start))
+        return t.lr - (t.lr - t.min_lr) * progress
     span = max(1, t.steps - t.warmup_steps)
     progress = min(1.0, (step - t.warmup_steps) / span)
     return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1 + math.cos(math.pi * progress))
@@ -206,38 +220,6 @@ def count_parameters(model: torch.nn.Module, device: str) -> int:
     return int(_model_parallel_sum(torch.tensor([local], dtype=torch.float64, device=device)).item())
 
 
-def clip_gradients(params: list[torch.nn.Parameter], max_norm: float, device: str) -> float:
-    """Global L2 norm over all model-parallel shards (each replica counted once), then clip."""
-    sq = torch.zeros(1, dtype=torch.float64, device=device)
-    for p in params:
-        if p.grad is not None and _not_duplicate(p):
-            sq += p.grad.detach().double().pow(2).sum()
-    norm = float(_model_parallel_sum(sq).sqrt().item())
-    coef = max_norm / (norm + 1e-6)
-    if coef < 1.0:
-        for p in params:
-            if p.grad is not None:
-                p.grad.mul_(coef)
-    return norm
-
-
-def average_over_data_parallel(params: list[torch.nn.Parameter]) -> None:
-    """Average gradients over data-parallel replicas in one flat all-reduce."""
-    from megatron.core import parallel_state
-
-    dp = parallel_state.get_data_parallel_world_size()
-    if dp == 1:
-        return
-    grads = [p.grad for p in params if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat, group=parallel_state.get_data_parallel_group())
-    flat /= dp
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
-
-
 def _mean_over_data_parallel(x: torch.Tensor) -> float:
     from megatron.core import parallel_state
 
@@ -267,16 +249,24 @@ class _StopFlag:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
-    def agreed(self, device: str) -> bool:
-        """Every rank stops at the same step if any rank got the signal."""
+    def agreed(self, device: str, near_end: bool = False) -> bool:
+        """Every rank stops at the same step if any rank got the signal (or sees the walltime near)."""
+        mine = self.raised or near_end
         if dist.get_world_size() == 1:
-            return self.raised
-        flag = torch.tensor([1.0 if self.raised else 0.0], device=device)
+            return mine
+        flag = torch.tensor([1.0 if mine else 0.0], device=device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 
 
-def _wandb_run(cfg: RunConfig) -> Any:
+def new_wandb_id() -> str:
+    """A wandb run id (8 lowercase letters and digits, like wandb's own)."""
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def _wandb_run(cfg: RunConfig, run_id: str | None) -> Any:
+    """The wandb run: a resumed job continues the run whose id its checkpoint recorded."""
     if cfg.train.wandb == WandbMode.disabled:
         return None
     require("wandb", "wandb", f"train.wandb={cfg.train.wandb.value}")
@@ -285,6 +275,7 @@ def _wandb_run(cfg: RunConfig) -> Any:
     cfg.paths.train.mkdir(parents=True, exist_ok=True)
     # The API key, if any, comes from the user's environment or netrc: never written by us.
     settings: dict[str, Any] = {
+        "id": run_id or new_wandb_id(),
         "project": cfg.train.wandb_project,
         "name": cfg.name,
         "dir": str(cfg.paths.train),
@@ -326,7 +317,11 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         check_vocab(tokens, arch.vocab_size, found[1])
     start = time.monotonic()
     with process_group(env, t.tensor_parallel, t.pipeline_parallel, t.seed) as device:
-        return _train(cfg, tokens, layout, arch, device, env.rank, start)
+        summary = _train(cfg, tokens, layout, arch, device, env.rank, start)
+    if summary["interrupted"] and env.rank == 0:
+        # Under Slurm: back into the queue under the same job id, to resume from this checkpoint.
+        summary["requeued"] = slurm_requeue.requeue_self(os.environ)
+    return summary
 
 
 def resolve_arch(cfg: RunConfig, vocab_size: int) -> Arch:
@@ -360,17 +355,26 @@ def resolve_arch(cfg: RunConfig, vocab_size: int) -> Arch:
 
 
 def _resume(
-    root: Path, model: Any, optimizer: torch.optim.Optimizer, layout: Layout, rank: int
+    root: Path, model: Any, optimizer: Any, layout: Layout, rank: int, distributed_optimizer: bool
 ) -> tuple[int, Path] | None:
     """Load the newest complete checkpoint, if any; returns its (iteration, folder)."""
     found = checkpoint.newest(root)
     if found is None:
         return None
-    saved = (checkpoint.read_marker(found[1]) or {}).get("layout", {})
+    marker = checkpoint.read_marker(found[1]) or {}
+    saved = marker.get("layout", {})
     # RNG states are per (pipeline, tensor) rank: restorable only into the same grid.
     grid = (layout.tensor_parallel, layout.pipeline_parallel)
     same = (saved.get("tensor_parallel"), saved.get("pipeline_parallel")) == grid
-    checkpoint.init_optimizer_state(optimizer)
+    dist_opt = bool(marker.get("distributed_optimizer", False))
+    if dist_opt != distributed_optimizer or (dist_opt and not same):
+        raise ConfigError(
+            f"{found[1]}: saved with distributed_optimizer={dist_opt} and tensor/pipeline parallel "
+            f"{saved.get('tensor_parallel')}/{saved.get('pipeline_parallel')}; the config asks for "
+            f"distributed_optimizer={distributed_optimizer} with {grid[0]}/{grid[1]}. The optimizer state "
+            "of a DistributedOptimizer checkpoint reloads only with the same setting and the same TP/PP "
+            "(any data-parallel size): restore those train.* values"
+        )
     checkpoint.load(found[1], model, optimizer, restore_rng=same)
     if rank == 0:
         log.info("resumed from %s (iteration %d)", found[1], found[0])
@@ -388,42 +392,125 @@ class _Step:
     device: str
 
 
+def _loss_mask(b: dict[str, torch.Tensor], t: TrainConfig) -> torch.Tensor:
+    mask = b["loss_mask"].float()
+    if t.goldfish_k is not None:
+        mask = mask * goldfish.keep_mask(b["tokens"], t.goldfish_k, t.goldfish_h)
+    return mask
+
+
+def forward_step_func(mask: torch.Tensor, t: TrainConfig) -> Callable[..., Any]:
+    """Megatron's `forward_step_func(data_iterator, model)`: one micro-batch through this stage.
+
+    Every stage reads the same micro-batch; the first uses the tokens, the last the labels. The loss
+    function returns the micro-batch's mean token loss (megatron scales it by 1/num_microbatches).
+    """
+
+    def step(data_iterator: Iterator[dict[str, torch.Tensor]], model: Any) -> tuple[Any, Any]:
+        b = next(data_iterator)
+        output = model(b["tokens"], b["position_ids"], mask, labels=b["labels"])
+        loss_mask = _loss_mask(b, t)
+
+        def loss_func(per_token: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            loss = (per_token.float() * loss_mask).sum() / loss_mask.sum().clamp(min=1)
+            return loss, {"lm loss": loss.detach().clone()}  # a clone: megatron divides in place
+
+        return output, loss_func
+
+    return step
+
+
 def _train_step(
-    model: Any,
-    optimizer: torch.optim.Optimizer,
-    params: list[torch.nn.Parameter],
-    s: _Step,
-    step: int,
-    t: TrainConfig,
+    model: Any, optimizer: Any, forward_backward: Callable[..., Any], s: _Step, step: int, t: TrainConfig
 ) -> tuple[float, float]:
-    """One optimizer step (0-based `step`): accumulate micro-batches, average, clip, update.
+    """One optimizer step (0-based `step`) through megatron's schedule and optimizer.
 
     Returns the loss averaged over micro-batches and data-parallel ranks, and the gradient norm.
     """
-    optimizer.zero_grad(set_to_none=True)
+    from megatron.core import parallel_state
+
+    model.zero_grad_buffer()
+    optimizer.zero_grad()
     firsts = micro_batches(step, t, s.layout, s.dp_rank)
-    loss_sum = torch.zeros(1, dtype=torch.float64, device=s.device)
-    for first in firsts:
-        b = {k: v.to(s.device) for k, v in batch(s.dataset, first, t.micro_batch_size).items()}
-        per_token = model(b["tokens"], b["position_ids"], s.mask, labels=b["labels"])
-        loss = (per_token * b["loss_mask"]).sum() / b["loss_mask"].sum().clamp(min=1)
-        (loss / len(firsts)).backward()
-        loss_sum += loss.detach().clone().double()  # a clone: never alias what backward reuses
-    average_over_data_parallel(params)
-    grad_norm = clip_gradients(params, t.clip_grad, s.device)
-    optimizer.step()
-    return _mean_over_data_parallel(loss_sum / len(firsts)), grad_norm
+    batches = (
+        {k: v.to(s.device) for k, v in batch(s.dataset, first, t.micro_batch_size).items()}
+        for first in firsts
+    )
+    reports = forward_backward(
+        forward_step_func=forward_step_func(s.mask, t),
+        data_iterator=batches,
+        model=[model],
+        num_microbatches=len(firsts),
+        seq_length=t.seq_length,
+        micro_batch_size=t.micro_batch_size,
+        forward_only=False,
+    )
+    _, grad_norm, _ = optimizer.step()
+    loss = torch.zeros(1, dtype=torch.float64, device=s.device)
+    if reports:  # the last pipeline stage
+        loss += torch.stack([r["lm loss"] for r in reports]).double().mean()
+    if parallel_state.get_pipeline_model_parallel_world_size() > 1:
+        dist.all_reduce(loss, group=parallel_state.get_pipeline_model_parallel_group())
+    return _mean_over_data_parallel(loss), float(grad_norm)
+
+
+def build_training(
+    arch: Arch, t: TrainConfig, layout: Layout, device: str
+) -> tuple[Any, Any, Callable[..., Any]]:
+    """Megatron DDP around this stage's model, the megatron optimizer and the forward-backward schedule."""
+    from megatron.core.distributed import (
+        DistributedDataParallel,
+        DistributedDataParallelConfig,
+        finalize_model_grads,
+    )
+    from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
+    from megatron.core.pipeline_parallel import get_forward_backward_func
+
+    module = build_model(
+        arch, layout.tensor_parallel, layout.pipeline_parallel, cpu=device == "cpu", bf16=t.bf16
+    )
+    module.to(device)
+    config = unwrap(module).config
+    ddp_config = DistributedDataParallelConfig(
+        grad_reduce_in_fp32=True,
+        overlap_grad_reduce=False,
+        use_distributed_optimizer=t.distributed_optimizer,
+    )
+    model = DistributedDataParallel(config=config, ddp_config=ddp_config, module=module)
+    opt_config = OptimizerConfig(
+        optimizer=t.optimizer.value,
+        lr=t.lr,
+        min_lr=t.min_lr,
+        weight_decay=t.weight_decay,
+        adam_beta1=ADAM_BETAS[0],
+        adam_beta2=ADAM_BETAS[1],
+        adam_eps=ADAM_EPS,
+        clip_grad=t.clip_grad,
+        bf16=t.bf16,
+        params_dtype=torch.bfloat16 if t.bf16 else torch.float32,
+        use_distributed_optimizer=t.distributed_optimizer,
+    )
+    optimizer = get_megatron_optimizer(opt_config, [model])
+    # What megatron's schedule calls after the backward passes: DP reduction, tied/embedding grads.
+    config.finalize_model_grads_func = finalize_model_grads
+    config.no_sync_func = model.no_sync
+    if t.bf16:
+        config.grad_scale_func = optimizer.scale_loss
+    return model, optimizer, get_forward_backward_func()
 
 
 class _Metrics:
     """Rank 0's step log: metrics.jsonl (one JSON line per step) and the wandb run."""
 
-    def __init__(self, cfg: RunConfig, resumed_at: int, stack: contextlib.ExitStack) -> None:
+    def __init__(
+        self, cfg: RunConfig, resumed_at: int, wandb_id: str | None, stack: contextlib.ExitStack
+    ) -> None:
         self.path = cfg.paths.train / "metrics.jsonl"
         cfg.paths.train.mkdir(parents=True, exist_ok=True)
         self.clock = _trim_metrics(self.path, resumed_at)
         self.out = stack.enter_context(self.path.open("a"))
-        self.wandb = _wandb_run(cfg)
+        self.wandb = _wandb_run(cfg, wandb_id)
+        self.wandb_id = self.wandb.id if self.wandb is not None else None
         if self.wandb is not None:
             stack.callback(self.wandb.finish)
 
@@ -437,18 +524,14 @@ class _Metrics:
 def _train(
     cfg: RunConfig, tokens: Tokens, layout: Layout, arch: Arch, device: str, rank: int, t0: float
 ) -> dict[str, Any]:
+    t0_epoch = time.time() - (time.monotonic() - t0)
     from megatron.core import parallel_state
 
     t = cfg.train
     paths = cfg.paths
-    model = build_model(arch, layout.tensor_parallel, layout.pipeline_parallel, cpu=device == "cpu")
-    model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        params, lr=lr_at(1, t), betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=t.weight_decay
-    )
+    model, optimizer, forward_backward = build_training(arch, t, layout, device)
     parameters = count_parameters(model, device)
-    found = _resume(paths.checkpoints, model, optimizer, layout, rank)
+    found = _resume(paths.checkpoints, unwrap(model), optimizer, layout, rank, t.distributed_optimizer)
     iteration = found[0] if found is not None else 0
     last_ckpt = found[1] if found is not None else None
 
@@ -462,19 +545,37 @@ def _train(
         "tokens_sha256": tokens.sha256,
         "arch": arch.record(),
         "layout": layout.record(),
+        "distributed_optimizer": t.distributed_optimizer,
         "rng": {"seed": t.seed, "key": checkpoint.RNG_KEY, "per": "pipeline x tensor rank"},
         "format": "megatron.core.dist_checkpointing torch_dist",
     }
+    deadline = slurm_requeue.deadline(os.environ)
+    attempt = accounting.Attempt(
+        job_id=slurm_requeue.job_id(os.environ),
+        restart=int(os.environ.get("SLURM_RESTART_COUNT", "0")),
+        started_at=t0_epoch,
+        ended_at=accounting.now(),
+        processes=layout.world_size,
+        gpus=layout.world_size if device.startswith("cuda") else 0,
+        first_step=iteration,
+        last_step=iteration,
+    )
+    saved_marker = checkpoint.read_marker(found[1]) if found is not None else None
     interrupted = False
     model.train()
     with _StopFlag() as stop, contextlib.ExitStack() as stack:
-        metrics = _Metrics(cfg, iteration, stack) if rank == 0 else None
+        metrics = (
+            _Metrics(cfg, iteration, (saved_marker or {}).get("wandb_run_id"), stack) if rank == 0 else None
+        )
+        if metrics is not None:
+            marker_base["wandb_run_id"] = metrics.wandb_id
         started = time.monotonic() - (metrics.clock if metrics is not None else 0.0)
+        step_started = time.monotonic()
         while iteration < t.steps:
             lr = lr_at(iteration + 1, t)
             for g in optimizer.param_groups:
                 g["lr"] = lr
-            loss, grad_norm = _train_step(model, optimizer, params, s, iteration, t)
+            loss, grad_norm = _train_step(model, optimizer, forward_backward, s, iteration, t)
             iteration += 1
             if metrics is not None:
                 metrics.log(
@@ -488,14 +589,23 @@ def _train(
                     }
                 )
                 log.info("step %d/%d loss %.4f lr %.2e", iteration, t.steps, loss, lr)
-            interrupted = stop.agreed(device) and iteration < t.steps
+            # Stop before the walltime: leave room for one more step and a checkpoint.
+            step_s = time.monotonic() - step_started
+            step_started = time.monotonic()
+            near_end = (
+                deadline is not None and time.time() + 2 * step_s + slurm_requeue.SAVE_MARGIN_S > deadline
+            )
+            interrupted = stop.agreed(device, near_end) and iteration < t.steps
             if iteration % t.save_interval == 0 or iteration == t.steps or interrupted:
                 marker = {**marker_base, "consumed_samples": iteration * t.global_batch_size}
                 last_ckpt = checkpoint.save(
-                    paths.checkpoints, iteration, model, optimizer, marker, t.keep_last
+                    paths.checkpoints, iteration, unwrap(model), optimizer, marker, t.keep_last
                 )
+                if rank == 0:
+                    attempt.ended_at, attempt.last_step = accounting.now(), iteration
+                    accounting.record_attempt(paths.train, attempt)
             if interrupted:
-                log.warning("stop signal: checkpointed at iteration %d of %d", iteration, t.steps)
+                log.warning("stop: checkpointed at iteration %d of %d", iteration, t.steps)
                 break
 
     resumed = found[0] if found is not None else None
@@ -503,6 +613,17 @@ def _train(
         cfg, paths.train / "metrics.jsonl", iteration, parameters, layout, last_ckpt, t0, interrupted, resumed
     )
     if rank == 0:
+        attempt.ended_at, attempt.last_step = accounting.now(), iteration
+        accounting.record_attempt(paths.train, attempt)
+        attempts = accounting.read_attempts(paths.train)
+        compute = accounting.compute_record(t, attempts, accounting.sacct_rows(a.job_id for a in attempts))
+        summary.update(
+            device_hours=compute["device_hours"],
+            energy_kwh=compute["energy_kwh"],
+            co2_kg=compute["co2_kg"],
+            compute=compute,
+            wandb_run_id=metrics.wandb_id if metrics is not None else None,
+        )
         tmp = paths.train / "train.json.tmp"
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
         tmp.replace(paths.train / "train.json")
