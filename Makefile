@@ -31,8 +31,10 @@ slurm-up:
 slurm-down:
 	bash slurm/cluster/stop.sh $(SLURM_STATE)
 
-# Lint, then the whole suite against a local Slurm cluster that is started here and always stopped.
+# Lint, then the whole suite against a local Slurm cluster that is started here and always stopped;
+# Chromium (Debian's) renders the report pages in the browser tests.
 test: install lint
+	bash eval/install_chromium.sh
 	$(MAKE) slurm-up
 	status=0; $(PY) -m pytest || status=$$?; $(MAKE) slurm-down; exit $$status
 

@@ -144,11 +144,31 @@ def sample_crawl(
     emit(ctx, write_sample_crawl(out, seed=seed, pages=pages, domains=domains), "sample crawl written")
 
 
+from commonweights.audit_cli import register as register_audit  # noqa: E402
+
+register_audit(app)
+
+from commonweights.consent_cli import register as register_consent  # noqa: E402
+
+register_consent(app)
+
+from commonweights.release_cli import register as register_release  # noqa: E402
+
+register_release(app)
+
+from commonweights.training_cli import register as register_training  # noqa: E402
+
+register_training(app)
+
+
 def main() -> None:
     """Console entry point: map our errors to one line and an exit code; --debug shows the traceback."""
     debug = "--debug" in sys.argv or os.environ.get("COMMONWEIGHTS_DEBUG") == "1"
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns the code of a typer.Exit instead of exiting with it.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except CommonweightsError as e:
         if debug:
             traceback.print_exc()

@@ -49,6 +49,12 @@ class GovernanceMode(StrEnum):
     open_licence = "open-licence"
 
 
+class AgentList(StrEnum):
+    apertus = "apertus"
+    ai_robots_txt = "ai-robots-txt"
+    custom = "custom"
+
+
 class RobotsFallback(StrEnum):
     allow = "allow"
     disallow = "disallow"
@@ -57,6 +63,13 @@ class RobotsFallback(StrEnum):
 class Runner(StrEnum):
     in_process = "in-process"
     multi_process = "multi-process"
+    dask = "dask"  # Beam's DaskRunner on a dask.distributed cluster (curate.dask_address)
+    external = "external"  # any Beam runner, flags in curate.pipeline_args (Flink, Spark, Dataflow)
+
+
+class QualityMode(StrEnum):
+    fast = "fast"  # our Gopher-style checks (no spaCy), thresholds below
+    datatrove = "datatrove"  # datatrove's Gopher repetition + quality, C4 and FineWeb filters
 
 
 class WandbMode(StrEnum):
@@ -86,6 +99,21 @@ class DataConfig(_Model):
     )
     robots: Path | None = Field(None, description="robots.txt snapshot (JSONL, one line per domain).")
     takedowns: Path | None = Field(None, description="Takedown registry (JSONL); applied to every run.")
+    source_name: str | None = Field(
+        None,
+        description="Public dataset the WARC files come from (e.g. 'Common Crawl CC-MAIN-2025-26'), for the "
+        "EU AI Act training-content summary; None: the provider crawled them itself.",
+    )
+    crawler: str | None = Field(
+        None,
+        description="Crawler that fetched the WARC files (user agent and operator, e.g. 'CCBot/2.0 "
+        "(Common Crawl)'), for the EU summary and Croissant.",
+    )
+    tdmrep: Path | None = Field(
+        None,
+        description="TDMRep /.well-known/tdmrep.json snapshot (JSONL, one line per domain: domain, "
+        "fetched_at, status, body); without it only the header and meta carriers are seen.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -99,6 +127,11 @@ class DataConfig(_Model):
 
 
 class QualityConfig(_Model):
+    mode: QualityMode = Field(
+        QualityMode.fast,
+        description="fast: the Gopher-style checks below; datatrove: datatrove's GopherRepetition, "
+        "GopherQuality, C4Quality and FineWebQuality filters with their published defaults (reference).",
+    )
     min_words: int = Field(50, ge=0, description="Fewer words than this: dropped as quality:too_short.")
     max_words: int = Field(100_000, ge=1, description="More words than this: dropped as quality:too_long.")
     min_mean_word_length: float = Field(3.0, description="Gopher: mean word length lower bound.")
@@ -111,11 +144,35 @@ class QualityConfig(_Model):
 
 class GovernanceConfig(_Model):
     mode: GovernanceMode = Field(GovernanceMode.consent, description="consent or open-licence.")
+    agents_list: AgentList = Field(
+        AgentList.apertus,
+        description="Shipped agent list that sets `agents` and `agents_version` "
+        "(data_governance/agents_v1.json): apertus (the 12 agents Apertus honoured, plus *), "
+        "ai-robots-txt (every AI training crawler in ai.robots.txt, plus *), or custom (as written).",
+    )
     agents: list[str] = Field(
         default_factory=lambda: list(APERTUS_AGENTS),
         description="AI training user agents whose robots.txt verdict is honoured ('*' included).",
     )
     agents_version: str = Field("apertus-2025", description="Version label of the agent list.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _agent_list(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        name = str(data.get("agents_list", AgentList.apertus.value))
+        if name == AgentList.custom.value:
+            return data
+        from data_governance import agents as shipped
+
+        agents, version = shipped.agents(name), shipped.version(name)
+        if data.get("agents", agents) != agents or data.get("agents_version", version) != version:
+            raise ValueError(
+                f"governance.agents and agents_version come from agents_list {name!r}; "
+                "set governance.agents_list: custom to give your own"
+            )
+        return {**data, "agents": agents, "agents_version": version}
     licence_allowlist: list[str] = Field(
         default_factory=lambda: list(OPEN_DEFINITION_ALLOWLIST),
         description="SPDX ids (or family prefixes such as CC-BY) kept in open-licence mode.",
@@ -130,11 +187,53 @@ class GovernanceConfig(_Model):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     redact_pii: bool = Field(True, description="Replace emails, phone numbers and public IPs in kept text.")
     dedup_exact: bool = Field(True, description="Drop exact duplicates of the extracted text.")
+    languages: list[str] = Field(
+        default_factory=list,
+        description="Keep only text identified (fastText lid.176, offline) as one of these ISO 639 codes, "
+        "e.g. [en, de]; empty: no language filter. Others are dropped as language:<code>.",
+    )
+    min_language_score: float = Field(
+        0.65, ge=0, le=1, description="Lowest lid.176 probability that counts as an identification."
+    )
+    decontaminate: list[str] = Field(
+        default_factory=list,
+        description="Evaluation tasks whose items must not appear in the kept text (local suite: "
+        "commonweights_cloze, commonweights_paragraphs); a match drops it as contaminated:<task>.",
+    )
+    decontam_ngram: int = Field(
+        13, ge=5, description="Word n-gram length of the overlap test (GPT-3 used 13); shorter items "
+        "count whole if they have at least 8 words.",
+    )
 
 
 class CurateConfig(_Model):
     runner: Runner = Field(Runner.in_process, description="Beam runner: in-process or multi-process.")
     workers: int = Field(2, ge=1, description="Worker processes for the multi-process runner.")
+    shards: int = Field(
+        1, ge=1, description="Part files of the manifest and of the documents (by doc_id, not by worker)."
+    )
+    dask_address: str | None = Field(
+        None, description="Scheduler of the dask.distributed cluster for runner: dask (tcp://host:8786)."
+    )
+    pipeline_args: list[str] = Field(
+        default_factory=list,
+        description="More Beam pipeline flags; with runner: external they must name the runner "
+        "(--runner=FlinkRunner ..., see docs/runners.md).",
+    )
+
+    @model_validator(mode="after")
+    def _runner_flags(self) -> CurateConfig:
+        if self.runner == Runner.dask and not self.dask_address:
+            raise ValueError("curate.runner=dask needs curate.dask_address (the scheduler, tcp://host:8786)")
+        named = any(a.startswith("--runner") for a in self.pipeline_args)
+        if self.runner == Runner.external and not named:
+            raise ValueError("curate.runner=external needs --runner=... in curate.pipeline_args")
+        if self.runner != Runner.external and named:
+            raise ValueError(
+                f"curate.pipeline_args names a runner but curate.runner={self.runner.value}; "
+                "set curate.runner: external"
+            )
+        return self
 
 
 class TokenizeConfig(_Model):
@@ -142,7 +241,38 @@ class TokenizeConfig(_Model):
     min_frequency: int = Field(2, ge=1, description="Minimum pair frequency for a BPE merge.")
 
 
+class LrSchedule(StrEnum):
+    cosine = "cosine"
+    wsd = "wsd"
+
+
+class OptimizerName(StrEnum):
+    adam = "adam"
+    sgd = "sgd"
+
+
+# Model shapes by name (`train.preset`); keys set explicitly in the config win over the preset's.
+# 8b follows Apertus-8B's depth, width and head layout with a Llama SwiGLU MLP of Llama-3-8B's width.
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(num_layers=2, hidden_size=128, num_attention_heads=4, num_query_groups=None, seq_length=128),
+    "125m": dict(
+        num_layers=12, hidden_size=768, num_attention_heads=12, num_query_groups=None, seq_length=2048
+    ),
+    "1b": dict(
+        num_layers=16, hidden_size=2048, num_attention_heads=32, num_query_groups=8,
+        ffn_hidden_size=8192, seq_length=4096, tie_embeddings=True,
+    ),
+    "8b": dict(
+        num_layers=32, hidden_size=4096, num_attention_heads=32, num_query_groups=8,
+        ffn_hidden_size=14336, seq_length=4096,
+    ),
+}
+
+
 class TrainConfig(_Model):
+    preset: str | None = Field(
+        None, description="Model shape by name: tiny, 125m, 1b or 8b; explicit train.* keys override it."
+    )
     num_layers: int = Field(2, ge=1)
     hidden_size: int = Field(128, ge=8)
     num_attention_heads: int = Field(4, ge=1)
@@ -168,6 +298,44 @@ class TrainConfig(_Model):
     nproc: int = Field(1, ge=1, description="Processes on the local executor (world size).")
     wandb: WandbMode = Field(WandbMode.offline)
     wandb_project: str = Field("commonweights")
+    lr_schedule: LrSchedule = Field(
+        LrSchedule.cosine, description="cosine: warmup then cosine to min_lr; wsd: warmup, stable, decay."
+    )
+    wsd_decay_fraction: float = Field(
+        0.2, gt=0, le=1, description="WSD: share of the steps spent decaying linearly to min_lr at the end."
+    )
+    optimizer: OptimizerName = Field(
+        OptimizerName.adam, description="Megatron optimizer: adam (AdamW) or sgd."
+    )
+    distributed_optimizer: bool = Field(
+        False, description="Megatron DistributedOptimizer: optimizer state sharded over data-parallel ranks."
+    )
+    bf16: bool = Field(False, description="bf16 weights and compute with float32 master weights (GPUs).")
+    goldfish_k: int | None = Field(
+        None, ge=2, description="Goldfish loss: drop about 1/k of token positions from the loss (None: off)."
+    )
+    goldfish_h: int = Field(
+        13, ge=1, description="Goldfish loss: tokens hashed to choose a dropped position."
+    )
+    watts_per_device: float = Field(
+        700.0, gt=0, description="Average power per GPU (or per CPU process) for the energy estimate, W."
+    )
+    pue: float = Field(
+        1.2, ge=1, description="Data-centre power usage effectiveness for the energy estimate."
+    )
+    grid_gco2_per_kwh: float = Field(
+        400.0, ge=0, description="Grid carbon intensity for the CO2 estimate, gCO2e per kWh."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("preset") is None:
+            return data
+        name = data["preset"]
+        if name not in TRAIN_PRESETS:
+            raise ValueError(f"train.preset={name!r} is not one of {', '.join(TRAIN_PRESETS)}")
+        return {**TRAIN_PRESETS[name], **data}
 
     @model_validator(mode="after")
     def _shapes(self) -> TrainConfig:
@@ -217,6 +385,12 @@ class EvalConfig(_Model):
     suites: list[str] = Field(default_factory=lambda: ["local"], description="lm-eval suites to run.")
     limit: int | None = Field(None, ge=1, description="Examples per task (None: all).")
     batch_size: int = Field(8, ge=1)
+    checkpoints: bool = Field(
+        True, description="Also evaluate every kept intermediate checkpoint (the report's eval curve)."
+    )
+    decontamination_ngram: int = Field(
+        13, ge=3, le=50, description="Word n-gram length of the task/training-corpus overlap report."
+    )
 
 
 class ReleaseConfig(_Model):
@@ -224,6 +398,9 @@ class ReleaseConfig(_Model):
     version: str = Field("0.1.0")
     provider: str = Field("commonweights contributors")
     licence: str = Field("apache-2.0", description="Licence of the released weights (HF licence id).")
+    require_signature: bool = Field(
+        False, description="Fail the release when no signing key is set (COMMONWEIGHTS_SIGNING_KEY)."
+    )
 
 
 class SlurmConfig(_Model):
@@ -239,6 +416,26 @@ class SlurmConfig(_Model):
     extra: dict[str, str] = Field(default_factory=dict, description="More #SBATCH directives.")
     setup: list[str] = Field(
         default_factory=list, description="Shell lines run before each stage (module load, env)."
+    )
+    signal_seconds: int = Field(
+        120, ge=10, description="Training gets SIGUSR1 this long before its time limit, to checkpoint."
+    )
+    max_requeues: int = Field(
+        3, ge=0, description="Times a failed training job (e.g. a killed process) requeues itself."
+    )
+    switches: int | None = Field(
+        None, ge=1, description="--switches: keep the training nodes under this many leaf switches."
+    )
+    switches_max_wait: str = Field("01:00:00", description="--switches: longest wait for that placement.")
+    container_image: str | None = Field(
+        None, description="pyxis/enroot image for the training tasks (srun --container-image)."
+    )
+    container_mounts: list[str] = Field(
+        default_factory=list, description="srun --container-mounts entries, e.g. /scratch:/scratch."
+    )
+    nccl_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="NCCL settings exported to training tasks, e.g. {NCCL_IB_HCA: mlx5, NCCL_DEBUG: WARN}.",
     )
 
 
@@ -371,7 +568,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     data["dir"] = absolute(data.get("dir"))
     section = data.get("data")
     if isinstance(section, dict):
-        for key in ("robots", "takedowns"):
+        for key in ("robots", "takedowns", "tdmrep"):
             if section.get(key) is not None:
                 section[key] = absolute(section[key])
         if isinstance(section.get("warc"), list):
@@ -422,7 +619,7 @@ def check_inputs(cfg: RunConfig, source: Path) -> None:
     for i, p in enumerate(cfg.data.warc):
         if not p.exists():
             missing.append(f"data.warc[{i}] = {p}")
-    for key in ("robots", "takedowns"):
+    for key in ("robots", "takedowns", "tdmrep"):
         p = getattr(cfg.data, key)
         if p is not None and not p.exists():
             missing.append(f"data.{key} = {p}")

@@ -28,3 +28,38 @@ def slurm_cluster() -> str:
     if out.returncode != 0 or not default:
         pytest.skip(SLURM_SKIP)
     return default[0]
+
+
+CHROMIUM_SKIP = "Debian's chromium is missing: run `sudo bash eval/install_chromium.sh` (make test does)"
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """`eval.browser.render(html, png, ...) -> DOM`; skips the test when /usr/bin/chromium is absent.
+
+    `make test` installs Chromium with eval/install_chromium.sh; set COMMONWEIGHTS_CHROMIUM to use
+    another Chromium binary.
+    """
+    from eval.browser import BrowserError, chromium_path, render
+
+    try:
+        chromium_path()
+    except BrowserError:
+        pytest.skip(CHROMIUM_SKIP)
+    return render
+
+
+@pytest.fixture(scope="session")
+def audited_run(tmp_path_factory):
+    """One curation of the embedded sample crawl (configs/tiny.yaml) shared by the audit tests:
+    returns (config, run folder). Tests copy the manifest before changing it."""
+    from pathlib import Path
+
+    from commonweights import config
+    from pipelines.curate import run as curate
+
+    root = tmp_path_factory.mktemp("audited")
+    repo = Path(__file__).resolve().parents[1]
+    cfg = config.load(repo / "configs" / "tiny.yaml", [f"dir={root / 'run'}"])
+    curate(cfg)
+    return cfg, root / "run"

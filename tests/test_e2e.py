@@ -4,6 +4,7 @@ run as dependent jobs on the local Slurm cluster. Every stage runs its real engi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +15,26 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.yaml"
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "commonweights", *args], capture_output=True, text=True, cwd=cwd, timeout=1500
+        [sys.executable, "-m", "commonweights", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=1500,
+        env={**os.environ, **(env or {})},
     )
 
 
-def check_release(run: Path) -> None:
+def signing_key(tmp: Path) -> tuple[dict[str, str], Path]:
+    """A fresh key pair; the private key reaches the run through the environment, never the config."""
+    proc = cli("keygen", str(tmp / "release.key"), cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    public = next(p for p in tmp.glob("release.key*") if p.name != "release.key")
+    return {"COMMONWEIGHTS_SIGNING_KEY": str(tmp / "release.key")}, public
+
+
+def check_release(run: Path, public: Path) -> None:
     """What a user relies on after `commonweights run`: every stage's output, consistent."""
     expected = (run / "crawl" / "expected.jsonl").read_text().splitlines()
     manifest = json.loads((run / "curate" / "manifest" / "manifest.json").read_text())
@@ -45,8 +59,14 @@ def check_release(run: Path) -> None:
     )
     assert check.returncode == 0, check.stdout + check.stderr
     listed = {line.split("  ", 1)[1] for line in (release / "SHA256SUMS").read_text().splitlines()}
-    on_disk = {str(p.relative_to(release)) for p in release.rglob("*") if p.is_file()} - {"SHA256SUMS"}
+    # The signature signs statement.json (which lists every file); it cannot list itself.
+    on_disk = {str(p.relative_to(release)) for p in release.rglob("*") if p.is_file()}
+    assert "statement.sig" in on_disk
+    on_disk -= {"SHA256SUMS", "statement.sig"}
     assert listed == on_disk
+
+    verify = cli("verify", str(release), "--key", str(public), cwd=run)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
 
     report = json.loads((release / "transparency" / "report.json").read_text())
     assert report["lineage"]["manifest_digest"] == manifest["digest"]["root"]
@@ -72,10 +92,11 @@ def check_release(run: Path) -> None:
 
 @pytest.mark.slow
 def test_tiny_run_local(tmp_path):
-    proc = cli("run", str(TINY), "--set", f"dir={tmp_path / 'run'}", cwd=tmp_path)
+    env, public = signing_key(tmp_path)
+    proc = cli("run", str(TINY), "--set", f"dir={tmp_path / 'run'}", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     run = tmp_path / "run"
-    check_release(run)
+    check_release(run, public)
     log = (run / "run.log").read_text()
     for stage in ("curate", "tokenize", "train", "export", "evaluate", "release"):
         assert f"stage {stage}: done" in log and (run / "logs" / f"{stage}.log").is_file()
@@ -84,8 +105,17 @@ def test_tiny_run_local(tmp_path):
 @pytest.mark.slow
 @pytest.mark.slurm
 def test_tiny_run_on_slurm(tmp_path, slurm_cluster):
+    env, public = signing_key(tmp_path)
     proc = cli(
-        "run", str(TINY), "--executor", "slurm", "--wait", "--set", f"dir={tmp_path / 'run'}", cwd=tmp_path
+        "run",
+        str(TINY),
+        "--executor",
+        "slurm",
+        "--wait",
+        "--set",
+        f"dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     run = tmp_path / "run"
@@ -94,7 +124,7 @@ def test_tiny_run_on_slurm(tmp_path, slurm_cluster):
     scripts = {s: (run / "slurm" / f"{s}.sbatch").read_text() for s in jobs}
     assert f"--dependency=afterok:{jobs['curate']}" in scripts["tokenize"]
     assert "srun" in scripts["train"]
-    check_release(run)
+    check_release(run, public)
 
 
 def test_bad_config_fails_before_any_work(tmp_path):
