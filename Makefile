@@ -23,6 +23,7 @@ demo: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy commonweights data_governance pipelines training eval slurm
 
 slurm-up:
 	bash slurm/cluster/install.sh

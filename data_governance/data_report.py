@@ -5,6 +5,7 @@ domains, drawn from manifest.json and the rows. Written to curate/manifest/data_
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
@@ -19,7 +20,7 @@ COLOURS = {"kept": "#1b7f3b", "dropped": "#a4461a", "quarantined": "#6b4fa0", "b
 
 
 def bar_chart(
-    values: dict[str, int | float], chart_id: str, colour: str = COLOURS["bar"], top: int = TOP
+    values: Mapping[str, int | float], chart_id: str, colour: str = COLOURS["bar"], top: int = TOP
 ) -> Markup:
     """A horizontal bar chart as inline SVG; each bar carries its label and value as text."""
     items = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))[:top]

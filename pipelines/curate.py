@@ -22,6 +22,7 @@ import shutil
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -182,33 +183,34 @@ def _failed_at(it: ArchiveIterator, offset: int) -> int:
 def _read_one(rec: Any, name: str, offset: int) -> RawRecord:
     h = rec.rec_headers
     uri = h.get_header("WARC-Target-URI") or ""
-    meta = {
-        "source_file": name,
-        "offset": offset,
-        "record_id": h.get_header("WARC-Record-ID") or "",
-        "uri": uri,
-        "warc_date": h.get_header("WARC-Date") or "",
-    }
+    # Where the record is and what it names; every outcome below is this plus what was read.
+    base = RawRecord(
+        source_file=name,
+        offset=offset,
+        record_id=h.get_header("WARC-Record-ID") or "",
+        uri=uri,
+        warc_date=h.get_header("WARC-Date") or "",
+    )
     declared = rec.length
     try:
         if rec.rec_type == "response" and uri.startswith(("http:", "https:")):
             if declared == 0:
-                return RawRecord(**meta, error="http_headers", error_detail="empty record block")
+                return replace(base, error="http_headers", error_detail="empty record block")
             try:
                 http = _HTTP.parse(rec.raw_stream)
             except EOFError:
-                if declared is None or getattr(rec.raw_stream, "limit", 0):
+                if declared is None or int(getattr(rec.raw_stream, "limit", 0)):
                     raise  # the file ends inside the record: truncated
-                return RawRecord(**meta, error="http_headers", error_detail="block ends inside HTTP headers")
+                return replace(base, error="http_headers", error_detail="block ends inside HTTP headers")
             except (StatusAndHeadersParserException, ValueError, IndexError) as e:
                 rec.raw_stream.read()
-                return RawRecord(**meta, error="http_headers", error_detail=repr(e))
+                return replace(base, error="http_headers", error_detail=repr(e))
             rec.http_headers = http
             code = http.get_statuscode() or ""
             if not code.isdigit():
                 rec.raw_stream.read()
                 why = f"status line {http.statusline[:200]!r}"
-                return RawRecord(**meta, error="http_headers", error_detail=why)
+                return replace(base, error="http_headers", error_detail=why)
             status: int | None = int(code)
             headers = tuple((k.lower(), v) for k, v in http.headers)
             payload = rec.content_stream().read()
@@ -218,10 +220,10 @@ def _read_one(rec: Any, name: str, offset: int) -> RawRecord:
             headers = (("content-type", ctype),)
             payload = rec.raw_stream.read()
     except EOFError as e:
-        return RawRecord(**meta, error="truncated", error_detail=f"block ends early: {e!r}")
+        return replace(base, error="truncated", error_detail=f"block ends early: {e!r}")
     except (OSError, ValueError, zlib.error) as e:
         rec.raw_stream.read()
-        return RawRecord(**meta, error="unreadable_block", error_detail=repr(e))
+        return replace(base, error="unreadable_block", error_detail=repr(e))
     remaining = getattr(rec.raw_stream, "limit", 0)
     if declared is not None and remaining:
         unread = rec.raw_stream.read()  # whatever the file still has of this block
@@ -231,14 +233,14 @@ def _read_one(rec: Any, name: str, offset: int) -> RawRecord:
         elif remaining > len(unread) and "transfer-encoding" not in dict(headers):
             # (a chunked decoder buffers what it read, so only an identity body can be measured short)
             missing = remaining - len(unread)
-            return RawRecord(**meta, error="truncated", error_detail=f"{missing} of {declared} bytes missing")
+            return replace(base, error="truncated", error_detail=f"{missing} of {declared} bytes missing")
         else:
-            return RawRecord(
-                **meta,
+            return replace(
+                base,
                 error="unreadable_block",
                 error_detail=f"payload decoding stopped {len(unread)} bytes before the block's end",
             )
-    return RawRecord(**meta, http_status=status, headers=headers, payload=payload)
+    return replace(base, http_status=status, headers=headers, payload=payload)
 
 
 def _http_length(headers: tuple[tuple[str, str], ...], payload: bytes) -> int | None:
@@ -260,6 +262,7 @@ class ReadWarcRecords(beam.DoFn):
 
     def process(self, element: tuple[str, str]) -> Iterable[RawRecord]:
         path, name = element
+
         # UNCOMPRESSED: WARC gzip is per record, and warcio must see member boundaries to give offsets.
         def reopen() -> Any:
             return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)

@@ -84,7 +84,7 @@ def parse_sacct(text: str) -> list[dict[str, Any]]:
     return rows
 
 
-def sacct_rows(job_ids: Iterable[str]) -> list[dict[str, Any]] | None:
+def sacct_rows(job_ids: Iterable[str | None]) -> list[dict[str, Any]] | None:
     """Slurm's accounting records of these jobs, every attempt; None when accounting is unavailable."""
     ids = sorted({j for j in job_ids if j})
     if not ids:

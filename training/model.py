@@ -166,9 +166,10 @@ def build_model(
 
 def unwrap(model: torch.nn.Module) -> Any:
     """The GPTModel inside megatron's DDP and Float16Module wrappers (what checkpoints address)."""
-    while not hasattr(model, "decoder") and hasattr(model, "module"):
-        model = model.module
-    return model
+    inner: Any = model
+    while not hasattr(inner, "decoder") and hasattr(inner, "module"):
+        inner = inner.module
+    return inner
 
 
 def causal_mask(seq_length: int, device: torch.device | str = "cpu") -> torch.Tensor:
