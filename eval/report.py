@@ -208,8 +208,8 @@ def verification_section(signed: bool) -> dict[str, Any]:
     return {
         "signed": signed,
         "steps": [
-            "pip install commonweights   # or: git clone the code at lineage.code_commit and pip install .",
-            "commonweights verify RELEASE_DIR --key PUBLISHER_KEY.pub",
+            "make install   # in a checkout of the commonweights code at lineage.code_commit",
+            ".venv/bin/commonweights verify RELEASE_DIR --key PUBLISHER_KEY.pub",
             "sha256sum -c SHA256SUMS      # inside RELEASE_DIR; needs nothing but coreutils",
         ],
         "openssl": "openssl pkeyutl -verify -pubin -inkey PUBLISHER_KEY.pub -rawin -in statement.json "
