@@ -111,13 +111,56 @@ def lookup_cmd(
     ] = None,
     domain: Annotated[str | None, typer.Option(help="Domain; its subdomains are included.")] = None,
     doc_id: Annotated[str | None, typer.Option(help="32-hex document id.")] = None,
+    data_order: Annotated[
+        Path | None,
+        typer.Option(
+            help="A data-order log (train/data_order.jsonl or RELEASE/replay/data_order.jsonl): also say "
+            "which training steps read the documents. Default: the run folder's, when there is one."
+        ),
+    ] = None,
 ) -> None:
-    """Was this URL, domain or document used? Decision, reasons, licence, robots snapshot date."""
+    """Was this URL, domain or document used? Decision, reasons, licence, robots snapshot date, and
+    the training steps that read it."""
     from data_governance.audit import lookup_answer
 
     if sum(x is not None for x in (url, domain, doc_id)) != 1:
         raise ConfigError("audit lookup: give exactly one of --url, --domain or --doc-id")
-    _out(ctx, lookup_answer(manifest_dir(manifest), url=url, domain=domain, doc_id=doc_id), "lookup")
+    folder = manifest_dir(manifest)
+    answer = lookup_answer(folder, url=url, domain=domain, doc_id=doc_id)
+    log = data_order or _run_data_order(folder)
+    if log is not None:
+        answer["training"] = training_steps(folder, log, answer, domain)
+    _out(ctx, answer, "lookup")
+
+
+def _run_data_order(folder: Path) -> Path | None:
+    """RUN/train/data_order.jsonl beside RUN/curate/manifest, when it exists."""
+    from training.data_order import FILE
+
+    found = folder.parent.parent / "train" / FILE
+    return found if folder.parent.name == "curate" and found.is_file() else None
+
+
+def training_steps(folder: Path, log: Path, answer: dict[str, Any], domain: str | None) -> dict[str, Any]:
+    """Which steps of the data-order log read the answer's kept documents (one pass over the log)."""
+    from data_governance.lookup import Index
+    from training.data_order import steps_of
+
+    if not log.is_file():
+        raise InputError(f"{log}: data-order log not found (train/data_order.jsonl of the run)")
+    if domain is not None:
+        kept = Index.of_manifest(folder).kept_doc_ids(domain)
+    else:
+        kept = [d["doc_id"] for d in answer["documents"] if d["used"]]
+    steps = steps_of(log, kept)
+    every = sorted({s for found in steps.values() for s in found})
+    return {
+        "data_order": str(log),
+        "documents_kept": len(kept),
+        "documents_trained_on": sum(1 for found in steps.values() if found),
+        "steps": every,
+        "by_document": {d: found for d, found in sorted(steps.items()) if found} if domain is None else None,
+    }
 
 
 @audit_app.command("diff")

@@ -285,6 +285,12 @@ class TrainConfig(_Model):
     micro_batch_size: int = Field(8, ge=1)
     global_batch_size: int = Field(8, ge=1)
     steps: int = Field(60, ge=1, description="Optimizer steps to run.")
+    stop_after: int | None = Field(
+        None,
+        ge=1,
+        description="Stop with a checkpoint after this step, short of train.steps (the LR schedule and "
+        "data order still follow train.steps); a later run without it continues. Replay uses it.",
+    )
     lr: float = Field(3e-3, gt=0)
     min_lr: float = Field(3e-4, ge=0)
     warmup_steps: int = Field(5, ge=0)
@@ -401,6 +407,18 @@ class ReleaseConfig(_Model):
     require_signature: bool = Field(
         False, description="Fail the release when no signing key is set (COMMONWEIGHTS_SIGNING_KEY)."
     )
+    replay_checkpoints: int = Field(
+        2,
+        ge=0,
+        description="Ship the newest N complete checkpoints (optimizer and RNG included) with the data-order "
+        "log, so anyone can replay the steps between them (`commonweights verify --replay`); 0 ships none.",
+    )
+    replay_tokens: bool = Field(
+        True,
+        description="Ship the token files (.bin/.idx, doc_id table) for replay; turn off when the corpus is "
+        "too large to publish: replayers then pass --data with their copy.",
+    )
+
 
 
 class SlurmConfig(_Model):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -60,15 +60,43 @@ def verify_cmd(
     allow_unsigned: Annotated[
         bool, typer.Option(help="Accept a release without a signature (hashes and lineage still checked).")
     ] = False,
+    replay: Annotated[
+        bool,
+        typer.Option(help="Also re-run a window of training and check it against the signed data-order log."),
+    ] = False,
+    from_step: Annotated[
+        int | None, typer.Option(help="Replay from this released checkpoint (default: the oldest released).")
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Steps to replay (default: up to the next logged checkpoint).")
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="The run's tokens/ folder, for releases that do not ship the token files."),
+    ] = None,
+    work: Annotated[
+        Path | None, typer.Option(help="Empty folder to replay in, kept afterwards (default: a temp folder).")
+    ] = None,
+    tolerance: Annotated[
+        float,
+        typer.Option(help="Largest relative loss/grad-norm/weight difference accepted on other hardware."),
+    ] = 1e-4,
 ) -> None:
     """Check a release: signature, every file's hash, no missing or extra file, and the lineage
-    (manifest digest recomputed from data/manifest/, policy, config, weights, checkpoint).
-    Exit 0 when everything holds, 1 naming each file that does not."""
+    (manifest digest recomputed from data/manifest/, policy, config, weights, checkpoint, data-order
+    log). With --replay, re-train a window from a released checkpoint and compare each step's data,
+    loss and the final weights with the log (docs/replay.md). Exit 0 when everything holds, 1 naming
+    each file or the first step that does not."""
     from commonweights.cli import Format, emit
     from eval.verify import verify
 
     v = verify(release, key, allow_unsigned=allow_unsigned)
     record = v.to_record()
+    if replay and v.ok:
+        from training.replay import replay as run_replay
+
+        r = run_replay(release, from_step, steps, data, work, tolerance)
+        record["replay"] = r.to_record()
     if ctx.obj["format"] == Format.json:
         emit(ctx, record, "")
     elif v.ok:
@@ -89,6 +117,34 @@ def verify_cmd(
         raise VerificationFailed(
             f"{release} does not verify: {len(v.problems)} problem(s), first {file}: {problem}"
         )
+    replayed = record.get("replay")
+    if replayed is not None:
+        _report_replay(ctx, r)
+    if replayed is not None and not replayed["ok"]:
+        first = replayed["problems"][0]["problem"]
+        raise VerificationFailed(
+            f"{release}: the replay does not match the log "
+            f"(first bad step {replayed['first_bad_step']}): {first}"
+        )
+
+
+def _report_replay(ctx: typer.Context, r: Any) -> None:
+    from commonweights.cli import Format
+
+    if ctx.obj["format"] == Format.json:
+        return
+    if r.ok:
+        how = "bit for bit" if r.bitwise else f"within {r.tolerance:g}"
+        typer.echo(
+            f"REPLAY OK steps {r.from_step + 1}..{r.from_step + r.steps}: data order exact, "
+            f"losses match {how} "
+            f"(largest relative difference {r.max_loss_rel_diff:.3g}), weights hash at step "
+            f"{r.from_step + r.steps} {'equal' if r.weights.get('equal') else 'differs within tolerance'}"
+        )
+        typer.echo(f"data-order chain head {r.chain_head} (signed)")
+    else:
+        for step, problem in r.problems:
+            typer.echo(f"REPLAY FAILED{'' if step is None else f' at step {step}'}: {problem}")
 
 
 def publish_cmd(

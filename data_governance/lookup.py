@@ -277,6 +277,20 @@ class Index:
                         return row
         return None
 
+    def kept_doc_ids(self, domain: str) -> list[str]:
+        """doc_ids of every kept document of a domain and its subdomains (what training could read)."""
+        key = host_key(domain)
+
+        def under(hk: str) -> bool:
+            return hk == key or hk.startswith(key + ".")
+
+        return [
+            r["doc_id"]
+            for t in self._read("urls", [key, ""], [key + "/", ""])
+            for r in _where(t, "host_key", under)
+            if r["decision"] == "kept"
+        ]
+
     def domain(self, domain: str, examples: int = 20) -> dict[str, Any]:
         """Aggregates for a domain and its subdomains, plus the first `examples` URLs under it."""
         key = host_key(domain)

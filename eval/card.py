@@ -209,7 +209,8 @@ def render_card(report: dict[str, Any], release: ReleaseConfig) -> str:
         "",
         "`commonweights verify` checks the signature, every file's hash, that no file is missing or added, "
         "and the chain weights → checkpoint → data digest (recomputed from `data/manifest/`) → policy → "
-        "config.",
+        "config → the signed data-order log; `--replay` re-trains a window of steps from a released "
+        "checkpoint and checks each batch's data, the losses and the weights against that log.",
         "",
         _table(("link", "value"), [(k, f"`{_fmt(v)}`") for k, v in lin.items() if not isinstance(v, dict)]),
         "",

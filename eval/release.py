@@ -11,6 +11,8 @@
       data/summary.json            what was kept and why the rest was not
       data/eu_summary.md, eu_summary.json, data_report.html, data/manifest/croissant.json   when present
       eval/                        results.json, samples_*.jsonl, checkpoints.json, decontamination.json
+      replay/                      data_order.jsonl, tokens/ and the newest checkpoints: what
+                                   `commonweights verify --replay` re-runs (docs/replay.md)
       statement.json               every file above with sha256 and size, plus the lineage
       statement.sig                Ed25519 signature of statement.json's bytes (when a key is set)
       SHA256SUMS                   every file but itself and statement.sig, `sha256sum -c` format
@@ -246,10 +248,12 @@ def code_provenance() -> dict[str, Any]:
     return {"code_version": version, "code_commit": commit, "code_dirty": dirty}
 
 
-def lineage(cfg: RunConfig, inputs: Inputs) -> dict[str, Any]:
-    """The chain a verifier checks: weights → checkpoint → data digest → policy → config → code."""
+def lineage(cfg: RunConfig, inputs: Inputs, data_order: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The chain a verifier checks: weights → checkpoint → data digest → policy → config → code, and
+    the data-order log's head (what `verify --replay` re-runs against)."""
     m, t = inputs.manifest, inputs.train
     return {
+        "data_order": data_order,
         "manifest_digest": m["digest"]["root"],
         "manifest_digest_algorithm": m["digest"]["algorithm"],
         "manifest_rows": m["rows"],
@@ -355,7 +359,13 @@ def run(cfg: RunConfig, key_path: Path | None = None) -> dict[str, Any]:
     when a key is given (`key_path`, else $COMMONWEIGHTS_SIGNING_KEY)."""
     inputs = read_inputs(cfg)
     key, key_pem = _signing_key(cfg, key_path)
-    lin = lineage(cfg, inputs)
+    final = cfg.paths.release
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    from training.replay import pack
+
+    lin = lineage(cfg, inputs, pack(cfg, tmp))
     report = build_report(
         model=model_section(cfg.release, inputs.hf_config),
         manifest=inputs.manifest,
@@ -369,10 +379,6 @@ def run(cfg: RunConfig, key_path: Path | None = None) -> dict[str, Any]:
         lineage=lin,
         signed=key is not None,
     )
-    final = cfg.paths.release
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     copy_inputs(cfg, inputs, report, tmp)
 
     meta = {"name": cfg.release.model_name, "version": cfg.release.version, "provider": cfg.release.provider}

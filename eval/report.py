@@ -204,13 +204,18 @@ def evaluation_section(
     return out
 
 
-def verification_section(signed: bool) -> dict[str, Any]:
+def verification_section(signed: bool, replayable: bool = False) -> dict[str, Any]:
+    replay = [
+        ".venv/bin/commonweights verify RELEASE_DIR --key PUBLISHER_KEY.pub --replay"
+        "   # re-train a window against the signed data-order log (docs/replay.md)"
+    ]
     return {
         "signed": signed,
         "steps": [
             "make install   # in a checkout of the commonweights code at lineage.code_commit",
             ".venv/bin/commonweights verify RELEASE_DIR --key PUBLISHER_KEY.pub",
             "sha256sum -c SHA256SUMS      # inside RELEASE_DIR; needs nothing but coreutils",
+            *(replay if replayable else []),
         ],
         "openssl": "openssl pkeyutl -verify -pubin -inkey PUBLISHER_KEY.pub -rawin -in statement.json "
         "-sigfile statement.sig",
@@ -239,7 +244,7 @@ def build_report(
         "evaluation": evaluation_section(results, checkpoints or [], lineage["iteration"]),
         "decontamination": decontamination,
         "lineage": lineage,
-        "verification": verification_section(signed),
+        "verification": verification_section(signed, replayable=lineage.get("data_order") is not None),
     }
 
 

@@ -244,6 +244,22 @@ def check_lineage(root: Path, statement: dict[str, Any], v: Verification) -> Non
         v.fail("transparency/report.json", "its lineage differs from statement.json's")
 
 
+def check_data_order(root: Path, statement: dict[str, Any], v: Verification) -> None:
+    """The data-order log chains to the signed head and the released checkpoints sit on it."""
+    from training import data_order
+
+    lin = statement.get("lineage") or {}
+    signed = lin.get("data_order")
+    if signed is None:
+        return  # a release built without a log (the report says it cannot be replayed)
+    chain, problems = data_order.check_release(root, signed)
+    for step, file, problem in problems:
+        v.fail(file, problem if step is None else f"step {step}: {problem}")
+    if chain.ok and lin.get("iteration") not in chain.checkpoints:
+        it = lin.get("iteration")
+        v.fail(data_order.RELEASE_LOG, f"the exported iteration {it} is not a logged checkpoint")
+
+
 def verify(
     release: Path, key: Path | None = None, *, allow_unsigned: bool = False, require_key: bool = True
 ) -> Verification:
@@ -276,4 +292,5 @@ def verify(
     check_files(root, statement, v)
     check_sums(root, v)
     check_lineage(root, statement, v)
+    check_data_order(root, statement, v)
     return v

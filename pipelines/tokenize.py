@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -42,6 +43,10 @@ PAD_ID = 1
 PREFIX = "text_document"
 TOKENIZER_FILE = "tokenizer.json"
 SUMMARY_FILE = "tokens.json"
+# Document i of the .bin is the i-th doc_id of this file: 16 raw bytes each (the 128-bit hex doc_id),
+# so a sample's megatron document indices map back to manifest rows (training/data_order.py).
+DOC_IDS_FILE = "doc_ids.bin"
+DOC_ID = re.compile(r"[0-9a-f]{32}")
 
 
 # ---------------------------------------------------------------- inputs
@@ -74,6 +79,11 @@ def parse_document(line: str, where: str) -> tuple[str, str]:
     doc_id, text = doc.get("doc_id"), doc.get("text")
     if not isinstance(doc_id, str) or not doc_id or not isinstance(text, str):
         raise InputError(f"{where}: needs a string doc_id and text; rerun `commonweights curate`")
+    if not DOC_ID.fullmatch(doc_id):
+        raise InputError(
+            f"{where}: doc_id {doc_id!r} is not 32 lowercase hex digits (the 128-bit ids curate writes); "
+            "rerun `commonweights curate`"
+        )
     return doc_id, text
 
 
@@ -197,7 +207,7 @@ def index_encoded(files: list[Path]) -> list[tuple[str, int, int]]:
 
 
 def write_indexed_dataset(encoded: list[Path], prefix: Path, vocab_size: int) -> tuple[int, int, str]:
-    """Write `prefix`.bin/.idx in doc_id order, EOD after each document.
+    """Write `prefix`.bin/.idx in doc_id order, EOD after each document, and DOC_IDS_FILE beside them.
 
     Only the (doc_id, offset) index is held in memory; token ids are read back one line at a time.
     Returns (documents, tokens, numpy dtype name).
@@ -207,6 +217,8 @@ def write_indexed_dataset(encoded: list[Path], prefix: Path, vocab_size: int) ->
 
     dtype = DType.optimal_dtype(vocab_size)
     entries = index_encoded(encoded)
+    # parse_document checked every doc_id is 32 hex digits
+    (prefix.parent / DOC_IDS_FILE).write_bytes(b"".join(bytes.fromhex(d) for d, _, _ in entries))
     builder = IndexedDatasetBuilder(str(prefix.with_suffix(".bin")), dtype=dtype)
     tokens = 0
     handles = [f.open("rb") for f in encoded]
@@ -273,6 +285,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         "tokens": tokens,
         "tokenizer_sha256": sha256_file(tok_file),
         "documents_sha256": corpus.sha256,
+        "doc_ids_sha256": sha256_file(tmp / DOC_IDS_FILE),
     }
     (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     shutil.rmtree(final, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +101,40 @@ def test_tiny_run_local(tmp_path):
     log = (run / "run.log").read_text()
     for stage in ("curate", "tokenize", "train", "export", "evaluate", "release"):
         assert f"stage {stage}: done" in log and (run / "logs" / f"{stage}.log").is_file()
+    check_replay(run, public, tmp_path / "auditor")
+
+
+def check_replay(run: Path, public: Path, auditor: Path) -> None:
+    """An outside auditor, with only the published release and the public key, replays its last window
+    bit for bit, and a site owner learns which training steps read their site."""
+    release = auditor / "release"
+    shutil.copytree(run / "release", release)
+    proc = cli("--format", "json", "verify", str(release), "--key", str(public), "--replay", cwd=auditor)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    replayed = json.loads(proc.stdout)["replay"]
+    assert replayed["ok"] and replayed["bitwise"] and (replayed["from_step"], replayed["steps"]) == (40, 20)
+    assert replayed["weights"]["equal"] and replayed["max_loss_rel_diff"] == 0.0
+
+    order = [json.loads(ln) for ln in (release / "replay" / "data_order.jsonl").read_text().splitlines()]
+    read_by: dict[str, list[int]] = {}
+    for e in order:
+        for d in e.get("doc_ids", []):
+            read_by.setdefault(d, []).append(e["step"])
+    kept = next(r for r in manifest_rows(run) if r["decision"] == "kept" and r["doc_id"] in read_by)
+    proc = cli("--format", "json", "audit", "lookup", str(run), "--url", kept["url"], cwd=auditor)
+    assert proc.returncode == 0, proc.stderr
+    training = json.loads(proc.stdout)["training"]
+    assert training["by_document"][kept["doc_id"]] == read_by[kept["doc_id"]]
+    proc = cli("--format", "json", "audit", "lookup", str(run), "--domain", kept["domain"], cwd=auditor)
+    steps = json.loads(proc.stdout)["training"]["steps"]
+    assert set(read_by[kept["doc_id"]]) <= set(steps)
+
+
+def manifest_rows(run: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    parts = sorted((run / "curate" / "manifest").glob("part-*.parquet"))
+    return [r for part in parts for r in pq.read_table(part).to_pylist()]
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ def make_docs(n: int, seed: int) -> list[dict[str, str]]:
     for i in range(n):
         body = " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 60)))
         text = f"{body}. {ODD[i % len(ODD)]}"
-        doc_id = f"{rng.getrandbits(64):016x}"
+        doc_id = f"{rng.getrandbits(128):032x}"  # 128-bit, as curate writes them
         docs.append(
             {
                 "doc_id": doc_id,
@@ -64,6 +64,7 @@ def test_round_trip_in_doc_id_order(tmp_path: Path) -> None:
 
     out = cfg.paths.tokens
     assert sorted(p.name for p in out.iterdir()) == [
+        "doc_ids.bin",
         "text_document.bin",
         "text_document.idx",
         "tokenizer.json",
@@ -85,6 +86,8 @@ def test_round_trip_in_doc_id_order(tmp_path: Path) -> None:
     assert summary["tokens"] == int(ds.sequence_lengths.sum())
     assert summary["vocab_size"] == tok.get_vocab_size() <= 300
     assert (summary["eod_id"], summary["pad_id"]) == (0, 1)
+    # The doc_id table maps each .bin document back to its manifest row (the data-order log uses it).
+    assert (out / "doc_ids.bin").read_bytes() == b"".join(bytes.fromhex(d["doc_id"]) for d in want)
 
 
 def test_bytes_are_deterministic_and_independent_of_sharding(tmp_path: Path) -> None:
@@ -95,7 +98,7 @@ def test_bytes_are_deterministic_and_independent_of_sharding(tmp_path: Path) -> 
 
     sa, sb = tokenize.run(a), tokenize.run(b)
 
-    for name in ("tokenizer.json", "text_document.bin", "text_document.idx", "tokens.json"):
+    for name in ("tokenizer.json", "text_document.bin", "text_document.idx", "doc_ids.bin", "tokens.json"):
         assert (a.paths.tokens / name).read_bytes() == (b.paths.tokens / name).read_bytes(), name
     assert sa == sb
     assert sa["tokenizer_sha256"] == sha256_file(a.paths.tokens / "tokenizer.json")
@@ -143,6 +146,15 @@ def test_bad_line_is_named(tmp_path: Path) -> None:
     part = cfg.paths.documents / "part-00000-of-00001.jsonl"
     part.write_text(part.read_text() + '{"doc_id": "x"}\n')
     with pytest.raises(InputError, match=r"part-00000-of-00001\.jsonl:4: needs a string doc_id and text"):
+        tokenize.run(cfg)
+
+
+def test_doc_id_that_is_not_128_bit_hex_is_named(tmp_path: Path) -> None:
+    cfg = config(tmp_path / "run")
+    write_parts(cfg.paths.documents, make_docs(3, seed=6), parts=1)
+    part = cfg.paths.documents / "part-00000-of-00001.jsonl"
+    part.write_text(part.read_text() + '{"doc_id": "ABC", "text": "some text"}\n')
+    with pytest.raises(InputError, match=r"00001\.jsonl:4: doc_id 'ABC' is not 32 lowercase hex"):
         tokenize.run(cfg)
 
 

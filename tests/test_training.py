@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -78,7 +79,17 @@ def write_tokens(root: Path, vocab: int = 500, docs: int = 200) -> dict:
         count += len(ids)
         builder.add_document(torch.tensor(ids), [len(ids)])
     builder.finalize(str(root / "text_document.idx"))
-    meta = {"vocab_size": tok.get_vocab_size(), "eod_id": 0, "pad_id": 1, "documents": docs, "tokens": count}
+    # The tokenize stage's doc_id table: document i's id (here: from its text), 16 raw bytes each.
+    ids = b"".join(hashlib.sha256(text.encode()).digest()[:16] for text in texts)
+    (root / "doc_ids.bin").write_bytes(ids)
+    meta = {
+        "vocab_size": tok.get_vocab_size(),
+        "eod_id": 0,
+        "pad_id": 1,
+        "documents": docs,
+        "tokens": count,
+        "doc_ids_sha256": hashlib.sha256(ids).hexdigest(),
+    }
     (root / "tokens.json").write_text(json.dumps(meta))
     return meta
 

@@ -15,10 +15,12 @@ modules (they provide `sharded_state_dict()`), typed `Any` so that megatron's ty
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,8 @@ import numpy as np
 import torch
 
 from commonweights.errors import InputError
+from training.data_order import MARKER
 
-MARKER = "commonweights.json"
 LATEST = "latest"
 RNG_KEY = "rng_state"
 _NAME = re.compile(r"^iter_(\d{7})$")
@@ -164,6 +166,40 @@ def _rank() -> int:
     return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
 
 
+def weights(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """(key, global float32 tensor) of each model weight of a checkpoint folder, keys sorted.
+
+    dist_checkpointing stores every weight as one global tensor under a layout-free key (layers
+    stacked on a leading axis), so what this yields does not depend on the TP/PP/DP layout that saved
+    it. Optimizer state, RNG states and `_extra_state` objects are not weights and are left out.
+    Tensors are read one at a time, so memory stays at the largest one.
+    """
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+    meta = dcp.FileSystemReader(str(path)).read_metadata().state_dict_metadata
+    for key in sorted(meta):
+        info = meta[key]
+        if not isinstance(info, TensorStorageMetadata) or key.startswith(("optimizer.", RNG_KEY)):
+            continue
+        one = {key: torch.empty(tuple(info.size), dtype=info.properties.dtype)}
+        dcp.load(one, checkpoint_id=str(path), no_dist=True)
+        yield key, one[key].to(torch.float32).contiguous()
+
+
+def weights_sha256(path: Path) -> str:
+    """Canonical hash of a checkpoint's model weights, the same for any layout that saved them.
+
+    For each of `weights(path)` in order: the key, a NUL, the global shape as a JSON list, a NUL, then
+    the values as float32 little-endian in C order (docs/replay.md).
+    """
+    h = hashlib.sha256()
+    for key, tensor in weights(path):
+        h.update(f"{key}\0{list(tensor.shape)}\0".encode())
+        h.update(tensor.numpy().astype("<f4", copy=False).tobytes())
+    return h.hexdigest()
+
+
 def save(
     root: Path,
     iteration: int,
@@ -171,8 +207,14 @@ def save(
     optimizer: Any,
     marker: dict[str, Any],
     keep_last: int,
+    on_saved: Callable[[str], dict[str, Any]] | None = None,
 ) -> Path:
-    """Write one checkpoint atomically (collective: every rank calls it); returns the final folder."""
+    """Write one checkpoint atomically (collective: every rank calls it); returns the final folder.
+
+    Rank 0 hashes the written weights (`weights_sha256`, recorded in the marker) and, before the
+    marker makes the checkpoint complete, calls `on_saved(weights_sha256)`; what it returns joins the
+    marker (the data-order log's head at this checkpoint).
+    """
     from megatron.core import dist_checkpointing
 
     final = root / iter_name(iteration)
@@ -191,7 +233,9 @@ def save(
     dist_checkpointing.save(state, str(tmp))
     _barrier()
     if _rank() == 0:
-        _write_json(tmp / MARKER, {**marker, "iteration": iteration})
+        weights = weights_sha256(tmp)
+        extra = on_saved(weights) if on_saved is not None else {}
+        _write_json(tmp / MARKER, {**marker, **extra, "iteration": iteration, "weights_sha256": weights})
         if final.exists():  # a leftover without a marker (never loaded), or an older copy of this step
             shutil.rmtree(final)
         tmp.rename(final)

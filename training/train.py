@@ -39,7 +39,7 @@ import torch.distributed as dist
 
 from commonweights.config import LrSchedule, RunConfig, TrainConfig, WandbMode
 from commonweights.errors import ConfigError
-from training import accounting, checkpoint, cpu_compat, goldfish, slurm_requeue
+from training import accounting, checkpoint, cpu_compat, data_order, goldfish, slurm_requeue
 from training.data import Tokens, batch, build_dataset, check_vocab, read_tokens
 from training.model import Arch, arch_of, build_model, causal_mask, require, unwrap
 
@@ -499,6 +499,37 @@ def build_training(
     return model, optimizer, get_forward_backward_func()
 
 
+@dataclass(frozen=True)
+class _Order:
+    """Rank 0's data-order log (training/data_order.py) and the doc_id table it names documents by."""
+
+    log: data_order.Writer
+    doc_ids: Any
+
+    def on_saved(self, iteration: int) -> Callable[[str], dict[str, Any]]:
+        def record(weights_sha256: str) -> dict[str, Any]:
+            return {"data_order_head": self.log.checkpoint(iteration, weights_sha256)}
+
+        return record
+
+
+def _data_order(cfg: RunConfig, tokens: Tokens, marker: dict[str, Any] | None) -> _Order | None:
+    """Open the log: fresh for a new run, cut back to the checkpoint's entry on a resume."""
+    t = cfg.train
+    meta = json.loads((cfg.paths.tokens / "tokens.json").read_text())
+    ids = data_order.read_doc_ids(cfg.paths.tokens, tokens.documents)
+    path = cfg.paths.train / data_order.FILE
+    if marker is not None and "data_order_head" not in marker:
+        log.warning("%s: the checkpoint predates the data-order log; this run writes none", path)
+        return None
+    head = data_order.header(
+        tokens.sha256, meta.get("doc_ids_sha256"), t.seed, t.seq_length, t.global_batch_size,
+        t.steps * t.global_batch_size,
+    )
+    resume = marker["data_order_head"] if marker is not None else None
+    return _Order(data_order.Writer(path, head, resume), ids)
+
+
 class _Metrics:
     """Rank 0's step log: metrics.jsonl (one JSON line per step) and the wandb run."""
 
@@ -537,6 +568,7 @@ def _train(
 
     samples = t.steps * t.global_batch_size
     dataset = build_dataset(tokens, t.seq_length, samples, t.seed, paths.train / "cache")
+    stop_at = min(t.steps, t.stop_after or t.steps)
     s = _Step(
         dataset, causal_mask(t.seq_length, device), layout, parallel_state.get_data_parallel_rank(), device
     )
@@ -561,6 +593,7 @@ def _train(
         last_step=iteration,
     )
     saved_marker = checkpoint.read_marker(found[1]) if found is not None else None
+    order = _data_order(cfg, tokens, saved_marker) if rank == 0 else None
     interrupted = False
     model.train()
     with _StopFlag() as stop, contextlib.ExitStack() as stack:
@@ -571,12 +604,16 @@ def _train(
             marker_base["wandb_run_id"] = metrics.wandb_id
         started = time.monotonic() - (metrics.clock if metrics is not None else 0.0)
         step_started = time.monotonic()
-        while iteration < t.steps:
+        while iteration < stop_at:
             lr = lr_at(iteration + 1, t)
             for g in optimizer.param_groups:
                 g["lr"] = lr
             loss, grad_norm = _train_step(model, optimizer, forward_backward, s, iteration, t)
             iteration += 1
+            if order is not None:
+                first = (iteration - 1) * t.global_batch_size
+                rec = data_order.batch_record(dataset, order.doc_ids, first, t.global_batch_size)
+                order.log.step(iteration, rec, loss, grad_norm, lr)
             if metrics is not None:
                 metrics.log(
                     {
@@ -595,11 +632,17 @@ def _train(
             near_end = (
                 deadline is not None and time.time() + 2 * step_s + slurm_requeue.SAVE_MARGIN_S > deadline
             )
-            interrupted = stop.agreed(device, near_end) and iteration < t.steps
-            if iteration % t.save_interval == 0 or iteration == t.steps or interrupted:
+            interrupted = stop.agreed(device, near_end) and iteration < stop_at
+            if iteration % t.save_interval == 0 or iteration == stop_at or interrupted:
                 marker = {**marker_base, "consumed_samples": iteration * t.global_batch_size}
                 last_ckpt = checkpoint.save(
-                    paths.checkpoints, iteration, unwrap(model), optimizer, marker, t.keep_last
+                    paths.checkpoints,
+                    iteration,
+                    unwrap(model),
+                    optimizer,
+                    marker,
+                    t.keep_last,
+                    on_saved=order.on_saved(iteration) if order is not None else None,
                 )
                 if rank == 0:
                     attempt.ended_at, attempt.last_step = accounting.now(), iteration
