@@ -81,6 +81,10 @@ def verify_cmd(
         float,
         typer.Option(help="Largest relative loss/grad-norm/weight difference accepted on other hardware."),
     ] = 1e-4,
+    one_process: Annotated[
+        bool,
+        typer.Option(help="Replay a TP/PP/DP run in one process (results within tolerance, not bitwise)."),
+    ] = False,
 ) -> None:
     """Check a release: signature, every file's hash, no missing or extra file, and the lineage
     (manifest digest recomputed from data/manifest/, policy, config, weights, checkpoint, data-order
@@ -95,7 +99,7 @@ def verify_cmd(
     if replay and v.ok:
         from training.replay import replay as run_replay
 
-        r = run_replay(release, from_step, steps, data, work, tolerance)
+        r = run_replay(release, from_step, steps, data, work, tolerance, one_process)
         record["replay"] = r.to_record()
     if ctx.obj["format"] == Format.json:
         emit(ctx, record, "")

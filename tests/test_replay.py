@@ -170,26 +170,53 @@ def test_changed_training_data_fails_at_the_first_step_that_reads_it(
     assert "tokens_sha256" in r.problems[0][1]
 
 
-def test_weights_hash_is_the_same_for_tp2_and_tp1_saves(tmp_path: Path) -> None:
-    """A TP=2 checkpoint loaded into one process and saved again in TP=1 hashes the same."""
+@pytest.fixture(scope="module")
+def tp2_released(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunConfig, Path]:
+    """8 steps in two tensor-parallel processes, checkpoints at 4 and 8, both released."""
     from training.launch import launch
+
+    root = tmp_path_factory.mktemp("tp2")
+    write_tokens(root / "tokens", docs=80)
+    cfg = make_cfg(root, steps=8, save_interval=4, keep_last=2, nproc=2, tensor_parallel=2)
+    launch(cfg)
+    return cfg, release_of(cfg, tmp_path_factory.mktemp("pub") / "release")
+
+
+def test_weights_hash_is_the_same_for_tp2_and_tp1_saves(
+    tp2_released: tuple[RunConfig, Path], tmp_path: Path
+) -> None:
+    """A TP=2 checkpoint loaded into one process and saved again in TP=1 hashes the same."""
     from training.model import arch_of, unwrap
     from training.train import DistEnv, Layout, build_training, free_port, process_group
 
-    root = tmp_path / "tp2"
-    meta = write_tokens(root / "tokens", docs=60)
-    cfg = make_cfg(root, steps=2, save_interval=2, nproc=2, tensor_parallel=2)
-    launch(cfg)
-    tp2 = cfg.paths.checkpoints / checkpoint.iter_name(2)
+    cfg, _ = tp2_released
+    tp2 = cfg.paths.checkpoints / checkpoint.iter_name(4)
     marker = checkpoint.read_marker(tp2)
     assert marker is not None and marker["layout"]["tensor_parallel"] == 2
 
-    one = make_cfg(tmp_path / "tp1", steps=2)
-    arch = arch_of(one.train, meta["vocab_size"])
+    one = make_cfg(tmp_path / "tp1", steps=8)
+    vocab = json.loads((cfg.paths.tokens / "tokens.json").read_text())["vocab_size"]
     with process_group(DistEnv(0, 1, 0, "127.0.0.1", free_port()), 1, 1, one.train.seed) as device:
-        model, optimizer, _ = build_training(arch, one.train, Layout(1, 1, 1), device)
+        model, optimizer, _ = build_training(arch_of(one.train, vocab), one.train, Layout(1, 1, 1), device)
         checkpoint.load(tp2, unwrap(model), optimizer, restore_rng=False)
-        tp1 = checkpoint.save(tmp_path / "tp1" / "ckpt", 2, unwrap(model), optimizer, {}, keep_last=1)
+        tp1 = checkpoint.save(tmp_path / "tp1" / "ckpt", 4, unwrap(model), optimizer, {}, keep_last=1)
     again = checkpoint.read_marker(tp1)
     assert again is not None and again["weights_sha256"] == marker["weights_sha256"]
     assert checkpoint.weights_sha256(tp1) == checkpoint.weights_sha256(tp2)
+    later = checkpoint.read_marker(cfg.paths.checkpoints / checkpoint.iter_name(8))
+    assert later is not None and later["weights_sha256"] != marker["weights_sha256"]
+
+
+def test_a_tp2_release_replays_in_one_process_within_tolerance(
+    tp2_released: tuple[RunConfig, Path], tmp_path: Path
+) -> None:
+    """Someone with one device replays a tensor-parallel run: same data, losses and weights close."""
+    _, release = tp2_released
+    r = replay(release, work=tmp_path / "work", one_process=True)
+    assert r.ok, r.problems
+    assert (r.from_step, r.steps) == (4, 4)
+    assert r.max_loss_rel_diff is not None and r.max_loss_rel_diff < 1e-5
+    if not r.weights["equal"]:
+        assert not r.bitwise and r.weights["relative"] < 1e-4 and r.weights["update"] > 0
+    same = replay(release, work=tmp_path / "strict", tolerance=0.0, one_process=True)
+    assert same.ok == (same.bitwise and same.weights["equal"])  # tolerance 0 accepts only bitwise

@@ -166,13 +166,15 @@ def _window(
     return n, steps
 
 
-def _stage(release: Path, work: Path, n: int, end: int, data: Path | None) -> RunConfig:
+def _stage(release: Path, work: Path, n: int, end: int, data: Path | None, one_process: bool) -> RunConfig:
     """A run folder for the replay: config, token files and checkpoint n."""
     record = json.loads((release / "config.json").read_text())
     record["dir"] = str(work)
     # Training reads only tokens/; the crawl inputs named on the publisher's disks are not needed here.
     record["data"] = {"sample": record["data"].get("sample") or {}}
     record["train"] = {**record["train"], "wandb": "disabled", "stop_after": end, "keep_last": 2}
+    if one_process:  # checkpoints reshard; the sums run in another order, so results are not bitwise
+        record["train"].update(nproc=1, tensor_parallel=1, pipeline_parallel=1)
     cfg = RunConfig.model_validate(record)
     tokens = cfg.paths.tokens
     tokens.mkdir(parents=True)
@@ -242,6 +244,7 @@ def replay(
     data: Path | None = None,
     work: Path | None = None,
     tolerance: float = 1e-4,
+    one_process: bool = False,
 ) -> Replay:
     release = Path(release)
     r = Replay(release=release, tolerance=tolerance)
@@ -267,7 +270,7 @@ def replay(
     try:
         if root.exists() and any(root.iterdir()):
             raise InputError(f"{root}: --work must be a new or empty folder")
-        cfg = _stage(release, root, n, n + k, data)
+        cfg = _stage(release, root, n, n + k, data, one_process)
         from training.launch import launch
 
         log.info("replay: steps %d..%d of %s in %s", n + 1, n + k, release, root)
