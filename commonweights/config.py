@@ -285,6 +285,11 @@ class TrainConfig(_Model):
     micro_batch_size: int = Field(8, ge=1)
     global_batch_size: int = Field(8, ge=1)
     steps: int = Field(60, ge=1, description="Optimizer steps to run.")
+    async_save: bool | None = Field(
+        None,
+        description="Write checkpoints in a background process while training goes on (megatron's async "
+        "dist_checkpointing); None: on GPUs only.",
+    )
     stop_after: int | None = Field(
         None,
         ge=1,

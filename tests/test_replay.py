@@ -75,6 +75,24 @@ def test_log_chains_every_step_and_checkpoint(released: tuple[RunConfig, Path]) 
     assert data_order.read(log).head == entries[-1]["hash"]
 
 
+def test_steps_held_during_an_async_save_follow_its_checkpoint_line(tmp_path: Path) -> None:
+    log = tmp_path / data_order.FILE
+    w = data_order.Writer(log, data_order.header("t", "d", 1, 8, 2, 8), resume_head=None)
+    rec = {"samples": [0, 2], "doc_ids": ["ab"], "tokens_sha256": "00"}
+    w.step(1, rec, 2.0, 1.0, 0.1)
+    w.hold()  # a background save of step 1 is in flight; steps 2 and 3 run meanwhile
+    w.step(2, rec, 1.5, 1.0, 0.1)
+    w.step(3, rec, 1.2, 1.0, 0.1)
+    assert [e["kind"] for e in lines(log)] == ["header", "step"]
+    head = w.checkpoint(1, "f" * 64)
+    entries = lines(log)
+    assert [(e["kind"], e.get("step")) for e in entries] == [
+        ("header", None), ("step", 1), ("checkpoint", 1), ("step", 2), ("step", 3)
+    ]
+    assert entries[2]["hash"] == head and entries[3]["prev"] == head
+    assert data_order.read(log).ok
+
+
 def test_a_resumed_run_writes_the_same_log(released: tuple[RunConfig, Path], tmp_path: Path) -> None:
     """Interrupted after 6 steps (log cut back to the checkpoint at 4) and resumed: the same bytes."""
     cfg, _ = released

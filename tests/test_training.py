@@ -341,6 +341,30 @@ def test_resume_is_exact_and_skips_incomplete_checkpoints(trained: RunConfig, tm
     assert checkpoint.read_marker(ckpts / "iter_0000010") is not None
 
 
+def test_async_save_writes_the_same_checkpoints_and_log(trained: RunConfig, tmp_path: Path) -> None:
+    """megatron's async dist_checkpointing (the GPU default) forced on here: background writes, the
+    same losses, complete checkpoints with the same weights, the same data-order log, exact resume."""
+    root = tmp_path / "run"
+    shutil.copytree(trained.paths.tokens, root / "tokens")
+    cfg = make_cfg(root, **{**trained.train.model_dump(mode="json"), "async_save": True})
+    run(cfg)
+    assert [m["loss"] for m in metrics(cfg)] == [m["loss"] for m in metrics(trained)]
+    for it in (5, 10, 15, 16):
+        mine = checkpoint.read_marker(cfg.paths.checkpoints / checkpoint.iter_name(it))
+        ref = checkpoint.read_marker(trained.paths.checkpoints / checkpoint.iter_name(it))
+        assert mine is not None and ref is not None and mine["weights_sha256"] == ref["weights_sha256"]
+    assert not list(cfg.paths.checkpoints.glob("*.tmp"))
+    log = (cfg.paths.train / "data_order.jsonl").read_text()
+    assert log == (trained.paths.train / "data_order.jsonl").read_text()
+
+    for it in (15, 16):
+        shutil.rmtree(cfg.paths.checkpoints / checkpoint.iter_name(it))
+    summary = run(cfg)
+    assert summary["resumed_from"] == 10
+    assert [m["loss"] for m in metrics(cfg)] == [m["loss"] for m in metrics(trained)]
+    assert (cfg.paths.train / "data_order.jsonl").read_text() == log
+
+
 def test_finished_run_is_not_trained_again(trained: RunConfig, tmp_path: Path) -> None:
     cfg = copy_run(trained, tmp_path / "run")
     summary = run(cfg)

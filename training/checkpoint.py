@@ -208,12 +208,19 @@ def save(
     marker: dict[str, Any],
     keep_last: int,
     on_saved: Callable[[str], dict[str, Any]] | None = None,
+    queue: Any = None,
 ) -> Path:
     """Write one checkpoint atomically (collective: every rank calls it); returns the final folder.
 
     Rank 0 hashes the written weights (`weights_sha256`, recorded in the marker) and, before the
     marker makes the checkpoint complete, calls `on_saved(weights_sha256)`; what it returns joins the
     marker (the data-order log's head at this checkpoint).
+
+    With `queue` (megatron's `AsyncCallsQueue`) the tensors are copied to host memory here and written
+    by a background process while training goes on; the finalisation above (hash, marker, rename,
+    `latest`, pruning) runs when `queue.maybe_finalize_async_calls` finds the write done, so until then
+    the folder is `iter_NNNNNNN.tmp/` and is never loaded. The caller finalises (blocking) before
+    the next save and before it exits.
     """
     from megatron.core import dist_checkpointing
 
@@ -230,20 +237,29 @@ def save(
         "optimizer": _optimizer_sharded(model_sd, optimizer, is_loading=False),
         RNG_KEY: _rng_object(_rng_states()),
     }
-    dist_checkpointing.save(state, str(tmp))
-    _barrier()
-    if _rank() == 0:
-        weights = weights_sha256(tmp)
-        extra = on_saved(weights) if on_saved is not None else {}
-        _write_json(tmp / MARKER, {**marker, **extra, "iteration": iteration, "weights_sha256": weights})
-        if final.exists():  # a leftover without a marker (never loaded), or an older copy of this step
-            shutil.rmtree(final)
-        tmp.rename(final)
-        latest = root / f"{LATEST}.tmp"
-        latest.write_text(f"{iteration}\n")
-        latest.replace(root / LATEST)
-        prune(root, keep_last)
-    _barrier()
+
+    def finish() -> None:
+        _barrier()
+        if _rank() == 0:
+            weights = weights_sha256(tmp)
+            extra = on_saved(weights) if on_saved is not None else {}
+            _write_json(tmp / MARKER, {**marker, **extra, "iteration": iteration, "weights_sha256": weights})
+            if final.exists():  # a leftover without a marker (never loaded), or an older copy of this step
+                shutil.rmtree(final)
+            tmp.rename(final)
+            latest = root / f"{LATEST}.tmp"
+            latest.write_text(f"{iteration}\n")
+            latest.replace(root / LATEST)
+            prune(root, keep_last)
+        _barrier()
+
+    if queue is None:
+        dist_checkpointing.save(state, str(tmp))
+        finish()
+    else:
+        request = dist_checkpointing.save(state, str(tmp), async_sharded_save=True)
+        request.add_finalize_fn(finish)
+        queue.schedule_async_request(request)
     return final
 
 

@@ -97,6 +97,7 @@ class Writer:
 
     def __init__(self, path: Path, head_record: dict[str, Any], resume_head: str | None):
         self.path = path
+        self.pending: list[dict[str, Any]] | None = None  # steps held back while a save is in flight
         path.parent.mkdir(parents=True, exist_ok=True)
         if resume_head is None:  # a fresh run: any older log belongs to a run that no checkpoint continues
             self.head = ""
@@ -136,13 +137,24 @@ class Writer:
         self.head = entry["hash"]
         return self.head
 
-    def step(self, step: int, record: dict[str, Any], loss: float, grad_norm: float, lr: float) -> str:
-        return self._append(
-            {"kind": "step", "step": step, **record, "loss": loss, "grad_norm": grad_norm, "lr": lr}
-        )
+    def hold(self) -> None:
+        """Keep later steps in memory until the in-flight checkpoint's line is written (async saves), so
+        the file reads as if the save had been synchronous: the checkpoint line right after its step."""
+        self.pending = []
+
+    def step(self, step: int, record: dict[str, Any], loss: float, grad_norm: float, lr: float) -> None:
+        entry = {"kind": "step", "step": step, **record, "loss": loss, "grad_norm": grad_norm, "lr": lr}
+        if self.pending is not None:
+            self.pending.append(entry)
+        else:
+            self._append(entry)
 
     def checkpoint(self, step: int, weights_sha256: str) -> str:
-        return self._append({"kind": "checkpoint", "step": step, "weights_sha256": weights_sha256})
+        head = self._append({"kind": "checkpoint", "step": step, "weights_sha256": weights_sha256})
+        held, self.pending = self.pending or [], None
+        for entry in held:
+            self._append(entry)
+        return head
 
 
 # ------------------------------------------------------------------------------------ checking

@@ -513,6 +513,15 @@ class _Order:
         return record
 
 
+def _async_queue(t: TrainConfig, device: str) -> Any:
+    """megatron's queue of background checkpoint writes, when saves are asynchronous (GPUs by default)."""
+    if not (t.async_save if t.async_save is not None else device.startswith("cuda")):
+        return None
+    from megatron.core.dist_checkpointing.strategies.async_utils import AsyncCallsQueue
+
+    return AsyncCallsQueue()
+
+
 def _data_order(cfg: RunConfig, tokens: Tokens, marker: dict[str, Any] | None) -> _Order | None:
     """Open the log: fresh for a new run, cut back to the checkpoint's entry on a resume."""
     t = cfg.train
@@ -594,9 +603,14 @@ def _train(
     )
     saved_marker = checkpoint.read_marker(found[1]) if found is not None else None
     order = _data_order(cfg, tokens, saved_marker) if rank == 0 else None
+    queue = _async_queue(t, device)
     interrupted = False
     model.train()
     with _StopFlag() as stop, contextlib.ExitStack() as stack:
+        if queue is not None:
+            # Normal exit: wait for the last write and finalise it. On an error the pending write is
+            # abandoned: its folder stays `.tmp` and is never loaded.
+            stack.push(lambda kind, *_: queue.close(abort=kind is not None))
         metrics = (
             _Metrics(cfg, iteration, (saved_marker or {}).get("wandb_run_id"), stack) if rank == 0 else None
         )
@@ -610,6 +624,8 @@ def _train(
                 g["lr"] = lr
             loss, grad_norm = _train_step(model, optimizer, forward_backward, s, iteration, t)
             iteration += 1
+            if queue is not None:
+                queue.maybe_finalize_async_calls(blocking=False)
             if order is not None:
                 first = (iteration - 1) * t.global_batch_size
                 rec = data_order.batch_record(dataset, order.doc_ids, first, t.global_batch_size)
@@ -635,6 +651,10 @@ def _train(
             interrupted = stop.agreed(device, near_end) and iteration < stop_at
             if iteration % t.save_interval == 0 or iteration == stop_at or interrupted:
                 marker = {**marker_base, "consumed_samples": iteration * t.global_batch_size}
+                if queue is not None:
+                    queue.maybe_finalize_async_calls(blocking=True)  # one write in flight at a time
+                    if order is not None:
+                        order.log.hold()
                 last_ckpt = checkpoint.save(
                     paths.checkpoints,
                     iteration,
@@ -643,6 +663,7 @@ def _train(
                     marker,
                     t.keep_last,
                     on_saved=order.on_saved(iteration) if order is not None else None,
+                    queue=queue,
                 )
                 if rank == 0:
                     attempt.ended_at, attempt.last_step = accounting.now(), iteration
