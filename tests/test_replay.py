@@ -45,6 +45,13 @@ def lines(path: Path) -> list[dict]:
     return [json.loads(ln) for ln in path.read_text().splitlines()]
 
 
+def copy_of(release: Path, tmp: Path) -> tuple[Path, Path, list[dict]]:
+    """A copy of the release to tamper with: its folder, its log and the log's entries."""
+    copy = tmp / "release"
+    shutil.copytree(release, copy)
+    return copy, copy / data_order.RELEASE_LOG, lines(copy / data_order.RELEASE_LOG)
+
+
 def write_lines(path: Path, entries: list[dict]) -> None:
     path.write_text("".join(json.dumps(e) + "\n" for e in entries))
 
@@ -122,11 +129,7 @@ def test_replay_of_a_window_is_bitwise(released: tuple[RunConfig, Path], tmp_pat
 def test_a_changed_log_fails_at_its_first_bad_step(
     released: tuple[RunConfig, Path], tmp_path: Path, tamper: str
 ) -> None:
-    _, original = released
-    release = tmp_path / "release"
-    shutil.copytree(original, release)
-    log = release / data_order.RELEASE_LOG
-    entries = lines(log)
+    release, log, entries = copy_of(released[1], tmp_path)
     at = next(i for i, e in enumerate(entries) if e.get("step") == 10 and e["kind"] == "step")
     if tamper == "loss":
         entries[at]["loss"] += 1e-7
@@ -144,11 +147,7 @@ def test_a_rehashed_log_no_longer_matches_the_signed_head(
     released: tuple[RunConfig, Path], tmp_path: Path
 ) -> None:
     """Re-chaining after an edit keeps every line valid, but the head is signed."""
-    _, original = released
-    release = tmp_path / "release"
-    shutil.copytree(original, release)
-    log = release / data_order.RELEASE_LOG
-    entries = lines(log)
+    release, log, entries = copy_of(released[1], tmp_path)
     for i, e in enumerate(entries):
         if e.get("step") == 11 and e["kind"] == "step":
             e["loss"] = e["loss"] * 0.5
