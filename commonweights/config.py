@@ -129,17 +129,70 @@ class DataConfig(_Model):
 class QualityConfig(_Model):
     mode: QualityMode = Field(
         QualityMode.fast,
-        description="fast: the Gopher-style checks below; datatrove: datatrove's GopherRepetition, "
-        "GopherQuality, C4Quality and FineWebQuality filters with their published defaults (reference).",
+        description="fast (default): resiliparse extraction and our spaCy-free implementation of the "
+        "blocks below (data_governance/quality.py); datatrove (quality-first reference): trafilatura "
+        "extraction and datatrove's GopherRepetition, GopherQuality, C4Quality and FineWebQuality filters "
+        "with their published defaults (the threshold fields below apply to the fast mode only).",
     )
-    min_words: int = Field(50, ge=0, description="Fewer words than this: dropped as quality:too_short.")
-    max_words: int = Field(100_000, ge=1, description="More words than this: dropped as quality:too_long.")
+    blocks: list[str] = Field(
+        default_factory=lambda: ["gopher_repetition", "gopher_quality", "c4", "fineweb"],
+        description="Fast mode: rule blocks applied, in this order (FineWeb's): gopher_repetition, "
+        "gopher_quality, c4, fineweb.",
+    )
+    min_words: int = Field(50, ge=0, description="Gopher: fewer non-symbol words: gopher_short_doc.")
+    max_words: int = Field(100_000, ge=1, description="Gopher: more non-symbol words: gopher_long_doc.")
     min_mean_word_length: float = Field(3.0, description="Gopher: mean word length lower bound.")
     max_mean_word_length: float = Field(10.0, description="Gopher: mean word length upper bound.")
-    max_symbol_word_ratio: float = Field(0.1, description="Gopher: '#' and '...' per word.")
+    max_symbol_word_ratio: float = Field(0.1, description="Gopher: '#', and apart '...', per word.")
+    max_bullet_lines_ratio: float = Field(0.9, description="Gopher: lines starting with a bullet or '-'.")
+    max_ellipsis_lines_ratio: float = Field(0.3, description="Gopher: lines ending with an ellipsis.")
     min_alpha_word_ratio: float = Field(0.8, description="Gopher: share of words with a letter.")
+    min_stop_words: int = Field(2, ge=0, description="Gopher: distinct English stop words required.")
     max_duplicate_line_fraction: float = Field(0.3, description="Gopher repetition: duplicate lines.")
-    min_stop_words: int = Field(2, ge=0, description="Gopher: English stop words required.")
+    max_duplicate_paragraph_fraction: float = Field(0.3, description="Gopher repetition: repeated paras.")
+    max_duplicate_line_char_fraction: float = Field(
+        0.2, description="Gopher repetition: characters in duplicate lines."
+    )
+    max_duplicate_paragraph_char_fraction: float = Field(
+        0.2, description="Gopher repetition: characters in duplicate paragraphs."
+    )
+    top_ngram_char_fractions: dict[int, float] = Field(
+        default_factory=lambda: {2: 0.2, 3: 0.18, 4: 0.16},
+        description="Gopher repetition: n → highest share of characters in the most frequent word n-gram.",
+    )
+    duplicate_ngram_char_fractions: dict[int, float] = Field(
+        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10},
+        description="Gopher repetition: n → highest share of characters in repeated word n-grams.",
+    )
+    c4_min_sentences: int = Field(5, ge=0, description="C4: sentences required in the kept lines.")
+    c4_min_words_per_line: int = Field(3, ge=0, description="C4: lines with fewer words are removed.")
+    c4_max_word_length: int = Field(1000, ge=1, description="C4: lines with a longer word are removed.")
+    c4_rewrite: bool = Field(
+        True,
+        description="C4: keep only the lines C4 keeps (as FineWeb and the reference mode do); false: the "
+        "line filter only counts sentences and the text is kept whole.",
+    )
+    fineweb_min_line_punct_ratio: float = Field(0.12, description="FineWeb: lines ending in punctuation.")
+    fineweb_max_short_line_ratio: float = Field(0.67, description="FineWeb: lines of at most 30 characters.")
+    fineweb_max_char_dup_ratio: float = Field(0.01, description="FineWeb: characters in duplicate lines.")
+    fineweb_max_list_ratio: float = Field(0.3, description="FineWeb: line breaks per word.")
+    extract_timeout_s: float = Field(
+        10.0,
+        ge=0,
+        description="datatrove mode: time limit per page for trafilatura (0: none); a page over it is "
+        "quarantined as malformed:extract_timeout, never dropped silently.",
+    )
+
+    @model_validator(mode="after")
+    def _known_blocks(self) -> QualityConfig:
+        known = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
+        bad = [b for b in self.blocks if b not in known]
+        if bad or len(set(self.blocks)) != len(self.blocks):
+            raise ValueError(
+                f"governance.quality.blocks: unknown or repeated {bad or self.blocks}; "
+                f"known: {', '.join(known)}"
+            )
+        return self
 
 
 class GovernanceConfig(_Model):
@@ -423,7 +476,6 @@ class ReleaseConfig(_Model):
         description="Ship the token files (.bin/.idx, doc_id table) for replay; turn off when the corpus is "
         "too large to publish: replayers then pass --data with their copy.",
     )
-
 
 
 class SlurmConfig(_Model):

@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import trafilatura
-
-from commonweights.config import GovernanceConfig, GovernanceMode, canonical_json
-from data_governance import ids, langid, licence, pii, quality, reasons, signals
+from commonweights.config import GovernanceConfig, GovernanceMode, QualityMode, canonical_json
+from data_governance import extract, ids, langid, licence, pii, quality, reasons, signals
 from data_governance.reasons import Decision, Reason
 from data_governance.robots import RobotsRule
 from data_governance.signals import TdmSnapshot
@@ -80,12 +78,25 @@ def decode(payload: bytes, charset: str | None) -> str:
     return payload.decode("utf-8", errors="replace")
 
 
-def extract_text(html: str) -> str:
-    # deduplicate=False: trafilatura's dedup cache is per process, which makes output depend on sharding.
-    text = trafilatura.extract(
-        html, include_comments=False, include_tables=True, deduplicate=False, favor_recall=True
-    )
-    return text or ""
+def extractor_for(policy: GovernanceConfig) -> str:
+    """The text extractor the quality mode uses: resiliparse (fast) or trafilatura (quality-first)."""
+    return extract.TRAFILATURA if policy.quality.mode == QualityMode.datatrove else extract.RESILIPARSE
+
+
+def engine_record(policy: GovernanceConfig) -> dict[str, Any]:
+    """What produced the text and the quality verdicts, with versions (manifest.json `engine`)."""
+    from importlib.metadata import version
+
+    reference = policy.quality.mode == QualityMode.datatrove
+    return {
+        "html_parser": extract.info(extract.RESILIPARSE).to_json(),  # the one parse every signal reads
+        "extractor": extract.info(extractor_for(policy)).to_json(),
+        "quality": (
+            {"mode": "datatrove", "name": "datatrove", "version": version("datatrove")}
+            if reference
+            else {"mode": "fast", "name": "data_governance.quality", "blocks": list(policy.quality.blocks)}
+        ),
+    }
 
 
 def base_row(rec: RawRecord, policy_hash: str) -> dict[str, Any]:
@@ -133,6 +144,7 @@ class Assessor:
         self.robots = robots
         self.takedowns = takedowns
         self.tdmrep = tdmrep or {}
+        self.extractor = extractor_for(policy)
 
     def assess(self, rec: RawRecord) -> Assessed:
         row = base_row(rec, self.policy_hash)
@@ -180,10 +192,15 @@ class Assessor:
 
         html_ev = signals.HtmlEvidence()
         text = ""
+        failure: extract.ExtractionFailed | None = None
         if mime in HTML_TYPES and not denied_by_record(denied):
             html = decode(rec.payload, charset)
-            html_ev = signals.parse_html(html)
-            text = extract_text(html)
+            tree = extract.parse(html)  # the one parse: evidence first, then the text
+            html_ev = signals.evidence(tree, html)
+            try:
+                text = extract.main_text(self.extractor, html, tree, self.policy.quality.extract_timeout_s)
+            except extract.ExtractionFailed as e:
+                failure = e
         elif mime in TEXT_TYPES and not denied_by_record(denied):
             text = decode(rec.payload, charset)
         tdm = signals.tdm_decision(
@@ -227,6 +244,8 @@ class Assessor:
         )
         if html_ev.parse_error:
             consent["html_parse_error"] = html_ev.parse_error[:200]
+        if failure is not None:
+            consent["extract_error"] = {"extractor": self.extractor, "detail": failure.detail[:200]}
         row["consent"] = canonical_json(consent)
 
         # Licence: evidence by location; the page licence is the strongest page-level one. Where the
@@ -245,7 +264,10 @@ class Assessor:
                         denied.append(reasons.licence_not_allowed(spdx))
 
         # Text: PII redaction, then quality on what would be kept.
-        if not denied_by_record(denied):
+        if failure is not None:
+            # Never lost: the page is quarantined with the reason, to be re-extracted or inspected.
+            denied.append(failure.reason)
+        elif not denied_by_record(denied):
             if not text.strip():
                 denied.append(Reason.empty_text.value)
             else:
@@ -262,6 +284,8 @@ class Assessor:
                 row["chars"] = len(text)
         row["reasons"] = denied
         row["decision"] = Decision.dropped.value if denied else Decision.kept.value
+        if failure is not None:
+            row["decision"] = Decision.quarantined.value
         return Assessed(row, text if not denied else None)
 
 

@@ -203,7 +203,8 @@ _CREDIT_TAGS = frozenset({"figure", "figcaption", "picture", "video", "audio"})
 
 
 def find_licences(root: Any) -> list[Evidence]:
-    """Every licence statement in a parsed lxml HTML tree, in document order, each with its location."""
+    """Every licence statement under `root`, in document order, each with its location. `root` is an
+    lxml element or a `signals.Element` over the page's one resiliparse parse (the pipeline's case)."""
     import json
 
     found: list[Evidence] = []
@@ -235,14 +236,14 @@ def find_licences(root: Any) -> list[Evidence]:
                 continue
             if tag == "link":
                 continue
-            in_footer = _in_footer(el)
             if is_licence_url(href) or is_rel:
-                found.append(evidence_for("footer" if in_footer else "body_link", href))
-            elif in_footer:
-                text = " ".join(el.itertext()).strip()
-                spdx, family = licence_from_text(text)
-                if family:
-                    found.append(Evidence("footer_text", href, spdx, family, text=text[:200]))
+                found.append(evidence_for("footer" if _in_footer(el) else "body_link", href))
+                continue
+            # Cheapest test first: most links name no licence, and the ancestor walk costs more.
+            text = " ".join(el.itertext()).strip()
+            spdx, family = licence_from_text(text)
+            if family and _in_footer(el):
+                found.append(Evidence("footer_text", href, spdx, family, text=text[:200]))
     return found
 
 
@@ -266,7 +267,7 @@ def _is_credit(el: Any) -> bool:
     if parent is None:
         return False
     for sib in parent.iter():
-        if sib is el:
+        if sib == el:  # (wrappers over one parse compare by node, lxml elements by identity)
             continue
         rel = (sib.get("rel") or "").lower()
         prop = (sib.get("property") or "").lower()

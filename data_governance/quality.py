@@ -1,8 +1,43 @@
 """Quality filters on extracted text, in two modes (`governance.quality.mode`).
 
-`fast` (default): Gopher-style heuristics without spaCy. Checks run cheapest first and each failure
-has its own reason code. Words are whitespace tokens with surrounding punctuation stripped; this is
-the rule set of Rae et al. (2021, "Gopher", appendix A), with thresholds from the policy.
+`fast` (default): our implementation of the four rule blocks of FineWeb's pipeline, in its order —
+Gopher repetition, Gopher quality (Rae et al. 2021, "Gopher", appendix A, table A1), C4 (Raffel et al.
+2020, section 2.2) and FineWeb's own line rules — computing the same statistics as the reference
+without spaCy. Every failing rule is listed, in the reference order, so the first reason is the one
+the reference would give and the others tell an auditor what else is wrong (one exception: a text
+under `min_words` gets only `gopher_short_doc` from the Gopher quality block, whose ratios mean little
+on so few words). Codes are `quality:<block>_<rule>` (docs/manifest.md). Semantics, per rule, are
+those of the published definitions as datatrove implements them (its punctuation and terminal
+punctuation sets are imported, not copied):
+
+- Words: one regex pass (`tokens`) instead of spaCy's English tokenizer: runs of letters/digits
+  (with inner apostrophes, periods and commas of numbers, e.g. "3.5", "U.S"), and each punctuation
+  mark on its own except runs of periods or hyphens ("...", "--"). spaCy additionally splits clitics
+  ("don't" → "do", "n't") and a few abbreviations differently, which shifts word counts slightly;
+  the agreement test measures the effect on decisions.
+- Sentences (C4's minimum of 5): a sentence ends at `.`, `!` or `?` (closing quotes/brackets may
+  follow) that is followed by white space and more text, and at the end of each kept line; this is
+  spaCy's sentencizer on lines that C4 keeps (they all end in terminal punctuation). Abbreviations
+  such as "Dr." count as ends here and not in spaCy (tokenizer exceptions).
+- Gopher repetition: paragraphs split on 2+ line breaks, lines on 1+; duplicate = a repeat of an
+  earlier element; top n-gram (n=2..4) = the most frequent n-gram (first seen on ties) times its
+  length, n-grams joined by spaces; duplicated n-grams (n=5..10) = greedy left-to-right scan that skips
+  n words after each repeat, characters counted without spaces. n-grams are compared by 64-bit
+  polynomial hashes of the words' hashes (numpy; one text at a time, so Python's per-process string
+  hash serves), exact up to hash collisions (~2^-64 per pair). The greedy scan runs only where a cheap
+  bound (characters of words covered by repeated 5-grams) exceeds the smallest limit.
+- Gopher quality: counts and mean length over words with a non-punctuation character; `#` and
+  ellipsis (`...`, `…`) counts per word (all tokens); bullet (`•`, `-`) and ellipsis line ratios over
+  all lines; alpha ratio over all tokens; stop words = distinct members of {the, be, to, of, and, that,
+  have, with}, case-sensitive.
+- C4: per line: drop lines with a word over 1000 characters, remove `[1]`/`[edit]`/`[citation needed]`,
+  drop lines not ending in `.`, `?`, `!`, `"`, `'` (or ending in `...`), lines under 3 words, lines
+  with "javascript" and lines with cookie/terms/privacy phrases; a "lorem ipsum" or `{` in a line
+  that survives drops the page. The kept text is C4's (`c4_rewrite`).
+- FineWeb: over non-empty lines of C4's text: share ending in terminal punctuation (datatrove's
+  set of sentence terminals across scripts) ≥ 0.12, share of lines of ≤ 30 characters ≤ 0.67,
+  characters of duplicate lines over all non-newline characters ≤ 0.01, line breaks per word ≤ 0.3
+  (words are counted only where the white-space count, a lower bound, leaves the ratio over 0.3).
 
 `datatrove` (reference): datatrove's own blocks in FineWeb's order, with their published defaults:
 GopherRepetitionFilter → GopherQualityFilter → C4QualityFilter → FineWebQualityFilter. As in
@@ -14,43 +49,317 @@ tokeniser ships with spaCy).
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
+
+import numpy as np
+from datatrove.utils.text import PUNCTUATION_SET, TERMINAL_PUNCTUATION
 
 from commonweights.config import QualityConfig, QualityMode
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
-_PUNCT = "\"'()[]{}.,;:!?«»“”‘’-–—"
+
+_TOKEN = re.compile(r"[^\W_]+(?:['’.,][^\W_]+)*|_+|\.{2,}|-{2,}|[^\w\s]")
+_HAS_ALPHA = re.compile(r"[^\W\d_]").search
+_PARAGRAPHS = re.compile(r"\n{2,}")
+_LINES = re.compile(r"\n+")
+_CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
+_SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*\s+(?=\S)")
+_C4_END = (".", "?", "!", '"', "'")
+_POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
+_FINEWEB_STOP = tuple(TERMINAL_PUNCTUATION)
+_SHORT_LINE = 30
+
+# Fixed multipliers: n-gram hashes must be the same on every worker.
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_ROLL = np.uint64(0xBF58476D1CE4E5B9)
+
+
+def tokens(text: str) -> list[str]:
+    """Words and punctuation marks, in order (our stand-in for spaCy's English tokenizer)."""
+    return _TOKEN.findall(text)
+
+
+def _duplicates(items: list[str]) -> tuple[int, int]:
+    """(repeated elements, their characters): every element equal to an earlier one counts."""
+    seen: set[str] = set()
+    n = chars = 0
+    for x in items:
+        if x in seen:
+            n += 1
+            chars += len(x)
+        else:
+            seen.add(x)
+    return n, chars
+
+
+@dataclass
+class WordGrams:
+    """Word n-gram statistics of one token list, on hashed word ids."""
+
+    words: list[str]
+    ids: np.ndarray = field(init=False)
+    cum: np.ndarray = field(init=False)  # cum[i] = characters of words[:i]
+
+    def __post_init__(self) -> None:
+        n = len(self.words)
+        # Python's string hash: equal words, equal ids, within this process (only one text is compared).
+        self.ids = np.fromiter(map(hash, self.words), np.int64, n).view(np.uint64)
+        self.cum = np.zeros(n + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, self.words), np.int64, n), out=self.cum[1:])
+        self._hashes = {1: (self.ids + np.uint64(1)) * _MIX}
+
+    def hashes(self, n: int) -> np.ndarray:
+        if n not in self._hashes:
+            prev = self.hashes(n - 1)
+            self._hashes[n] = prev[:-1] * _ROLL + self._hashes[1][n - 1 :]
+        return self._hashes[n]
+
+    def chars(self, start: np.ndarray | int, n: int) -> Any:
+        """Characters of the n-grams starting at `start`, without separators."""
+        return self.cum[np.asarray(start) + n] - self.cum[start]
+
+    def top_chars(self, n: int) -> int:
+        """Length (words joined by spaces) of the most frequent n-gram times its count; first seen
+        wins ties (as Counter.most_common does)."""
+        h = self.hashes(n)
+        if len(h) == 0:
+            return 0
+        s = np.sort(h)
+        bounds = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1], [True])))
+        counts = np.diff(bounds)
+        top = int(counts.max())
+        if top == 1:
+            at = 0  # every n-gram is unique: the first one
+        else:
+            values = s[bounds[:-1][counts == top]]
+            if len(values) <= 4:  # the usual case: one or a few tied n-grams
+                at = min(int(np.argmax(h == v)) for v in values)
+            else:
+                at = int(np.argmax(np.isin(h, values)))
+        return int(self.chars(at, n) + n - 1) * top
+
+    def covered_by_repeats(self, n: int) -> int:
+        """Characters (no separators) of the words covered by some n-gram that repeats an earlier one.
+
+        An upper bound of `duplicated_chars(m)` for every m >= n: the greedy scan counts disjoint
+        repeated m-grams, and each word of a repeated m-gram lies in a repeated n-gram (the
+        same offset within the earlier copy). One sort, no Python-level loop."""
+        h = self.hashes(n)
+        m = len(h)
+        if m == 0:
+            return 0
+        _, first = np.unique(h, return_index=True)
+        if len(first) == m:
+            return 0
+        starts = np.ones(m, bool)
+        starts[first] = False
+        edges = np.zeros(len(self.words) + 1, np.int64)
+        at = np.flatnonzero(starts)
+        np.add.at(edges, at, 1)
+        np.add.at(edges, at + n, -1)
+        covered = np.cumsum(edges[:-1]) > 0
+        return int((np.diff(self.cum)[covered]).sum())
+
+    def duplicated_chars(self, n: int) -> int:
+        """Characters (no separators) in repeated n-grams: a left-to-right scan that, on a repeat,
+        counts it and jumps n words; otherwise remembers the n-gram and moves one word."""
+        h = self.hashes(n)
+        m = len(h)
+        if m == 0:
+            return 0
+        _, first = np.unique(h, return_index=True)
+        if len(first) == m:
+            return 0  # no n-gram occurs twice
+        repeated_at = np.ones(m, bool)
+        repeated_at[first] = False
+        start = int(np.argmax(repeated_at))  # before the first repeat, every n-gram is new
+        hl = h.tolist()
+        seen = set(hl[:start])
+        cum = self.cum.tolist()
+        total, i = 0, start
+        while i < m:
+            x = hl[i]
+            if x in seen:
+                total += cum[i + n] - cum[i]
+                i += n
+            else:
+                seen.add(x)
+                i += 1
+        return total
+
+
+def _gopher_repetition(text: str, grams: WordGrams, q: QualityConfig) -> list[str]:
+    failed: list[str] = []
+    size = len(text)
+    paragraphs = _PARAGRAPHS.split(text.strip())
+    dup, chars = _duplicates(paragraphs)
+    if dup / len(paragraphs) > q.max_duplicate_paragraph_fraction:
+        failed.append("gopher_dup_para_frac")
+    if chars / size > q.max_duplicate_paragraph_char_fraction:
+        failed.append("gopher_dup_para_char_frac")
+    lines = _LINES.split(text)
+    dup, chars = _duplicates(lines)
+    if dup / len(lines) > q.max_duplicate_line_fraction:
+        failed.append("gopher_dup_line_frac")
+    if chars / size > q.max_duplicate_line_char_fraction:
+        failed.append("gopher_dup_line_char_frac")
+    for n, limit in sorted(q.top_ngram_char_fractions.items()):
+        if grams.top_chars(n) / size > limit:
+            failed.append(f"gopher_top_{n}_gram")
+    dup_limits = sorted(q.duplicate_ngram_char_fractions.items())
+    if dup_limits:
+        # The exact greedy count runs only where the cheap bound (words covered by a repeated n-gram
+        # of the smallest n) could exceed the limit.
+        bound = grams.covered_by_repeats(dup_limits[0][0]) / size
+        for n, limit in dup_limits:
+            if bound > limit and grams.duplicated_chars(n) / size > limit:
+                failed.append(f"gopher_dup_{n}_gram")
+    return failed
+
+
+def _gopher_quality(text: str, words: list[str], q: QualityConfig) -> list[str]:
+    n_words = len(words)
+    symbols = list(filter(PUNCTUATION_SET.issuperset, words))  # tokens made of punctuation only
+    n_content = n_words - len(symbols)
+    if n_content < q.min_words:
+        return ["gopher_short_doc"]  # the ratios below mean little on a text this short
+    failed: list[str] = []
+    if n_content > q.max_words:
+        failed.append("gopher_long_doc")
+    mean = (sum(map(len, words)) - sum(map(len, symbols))) / n_content
+    if mean < q.min_mean_word_length:
+        failed.append("gopher_word_length_low")
+    if mean > q.max_mean_word_length:
+        failed.append("gopher_word_length_high")
+    if text.count("#") / n_words > q.max_symbol_word_ratio:
+        failed.append("gopher_hashes")
+    if (text.count("...") + text.count("…")) / n_words > q.max_symbol_word_ratio:
+        failed.append("gopher_ellipsis")
+    lines = text.splitlines() or [""]
+    if sum(ln.lstrip().startswith(("•", "-")) for ln in lines) / len(lines) > q.max_bullet_lines_ratio:
+        failed.append("gopher_bullet_lines")
+    if sum(ln.rstrip().endswith(("...", "…")) for ln in lines) / len(lines) > q.max_ellipsis_lines_ratio:
+        failed.append("gopher_ellipsis_lines")
+    if len(list(filter(_HAS_ALPHA, words))) / n_words < q.min_alpha_word_ratio:
+        failed.append("gopher_alpha_words")
+    if len(STOP_WORDS.intersection(words)) < q.min_stop_words:
+        failed.append("gopher_stop_words")
+    return failed
+
+
+def c4_lines(text: str, q: QualityConfig) -> tuple[list[str], int, list[str]]:
+    """(lines C4 keeps, sentences in them, page-level failures)."""
+    kept: list[str] = []
+    sentences = 0
+    failed: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        words = line.split()
+        if len(line) > q.c4_max_word_length and any(len(w) > q.c4_max_word_length for w in words):
+            continue
+        if "[" in line:
+            line = _CITATION.sub("", line)
+        if not line.endswith(_C4_END) or line.endswith("..."):
+            continue
+        if len(words) < q.c4_min_words_per_line:
+            continue
+        low = line.lower()
+        if "lorem ipsum" in low and "c4_lorem_ipsum" not in failed:
+            failed.append("c4_lorem_ipsum")
+        if "javascript" in low:
+            continue
+        if "{" in line and "c4_curly_bracket" not in failed:
+            failed.append("c4_curly_bracket")
+        if any(p in low for p in _POLICY):
+            continue
+        sentences += 1 + len(_SENTENCE_END.findall(line))
+        kept.append(line)
+    return kept, sentences, failed
+
+
+def _fineweb(text: str, q: QualityConfig) -> list[str]:
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    if not lines:
+        return ["fineweb_empty"]
+    failed: list[str] = []
+    if sum(ln.endswith(_FINEWEB_STOP) for ln in lines) / len(lines) < q.fineweb_min_line_punct_ratio:
+        failed.append("fineweb_line_punct")
+    if sum(len(ln) <= _SHORT_LINE for ln in lines) / len(lines) > q.fineweb_max_short_line_ratio:
+        failed.append("fineweb_short_lines")
+    body = len(text) - text.count("\n")
+    if body and _duplicates(lines)[1] / body > q.fineweb_max_char_dup_ratio:
+        failed.append("fineweb_char_dup")
+    breaks = text.count("\n")
+    # Every white-space token holds at least one word token, so the split count bounds the ratio
+    # from above: the tokenizer runs only where the bound exceeds the limit.
+    if breaks / max(len(text.split()), 1) > q.fineweb_max_list_ratio:
+        n_words = len(_TOKEN.findall(text))
+        if n_words and breaks / n_words > q.fineweb_max_list_ratio:
+            failed.append("fineweb_list_ratio")
+    return failed
+
+
+def fast(text: str, q: QualityConfig) -> tuple[str, list[str]]:
+    """(text to keep, every failed rule in reference order) for the fast mode."""
+    if not text.strip():
+        return text, ["empty"]
+    failed: list[str] = []
+    words: list[str] | None = None
+    for block in q.blocks:
+        if block == "gopher_repetition":
+            words = words if words is not None else tokens(text)
+            failed += _gopher_repetition(text, WordGrams(words), q)
+        elif block == "gopher_quality":
+            words = words if words is not None else tokens(text)
+            failed += _gopher_quality(text, words, q)
+        elif block == "c4":
+            kept, sentences, page = c4_lines(text, q)
+            failed += page
+            if sentences < q.c4_min_sentences:
+                failed.append("c4_few_sentences")
+            if q.c4_rewrite:
+                text = "\n".join(kept).strip()
+        elif block == "fineweb":
+            failed += _fineweb(text, q)
+    return text, failed
 
 
 def check(text: str, q: QualityConfig) -> list[str]:
-    """Names of the failed filters ([] when the text passes)."""
-    raw = text.split()
-    n = len(raw)
-    if n < q.min_words:
-        return ["too_short"]
-    if n > q.max_words:
-        return ["too_long"]
-    words = [w.strip(_PUNCT) for w in raw]
-    failed: list[str] = []
-    lengths = [len(w) for w in words if w]
-    mean = sum(lengths) / len(lengths) if lengths else 0.0
-    if not q.min_mean_word_length <= mean <= q.max_mean_word_length:
-        failed.append("mean_word_length")
-    symbols = sum(w.count("#") for w in raw) + text.count("...") + text.count("…")
-    if symbols / n > q.max_symbol_word_ratio:
-        failed.append("symbol_ratio")
-    alpha = sum(1 for w in words if any(c.isalpha() for c in w))
-    if alpha / n < q.min_alpha_word_ratio:
-        failed.append("alpha_ratio")
-    if sum(1 for w in words if w.lower() in STOP_WORDS) < q.min_stop_words:
-        failed.append("stop_words")
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if lines:
-        dup = len(lines) - len(set(lines))
-        if dup / len(lines) > q.max_duplicate_line_fraction:
-            failed.append("duplicate_lines")
-    return failed
+    """Names of the failed fast-mode rules ([] when the text passes)."""
+    return fast(text, q)[1]
+
+
+# Reference (datatrove) reason → fast-mode rule name, for the agreement report.
+REFERENCE_CODES = {
+    "gopher_repetition:empty": "empty",
+    "gopher_repetition:dup_para_frac": "gopher_dup_para_frac",
+    "gopher_repetition:dup_para_char_frac": "gopher_dup_para_char_frac",
+    "gopher_repetition:dup_line_frac": "gopher_dup_line_frac",
+    "gopher_repetition:dup_line_char_frac": "gopher_dup_line_char_frac",
+    **{f"gopher_repetition:top_{n}_gram": f"gopher_top_{n}_gram" for n in (2, 3, 4)},
+    **{f"gopher_repetition:duplicated_{n}_n_grams": f"gopher_dup_{n}_gram" for n in range(5, 11)},
+    "gopher_quality:gopher_short_doc": "gopher_short_doc",
+    "gopher_quality:gopher_long_doc": "gopher_long_doc",
+    "gopher_quality:gopher_below_avg_threshold": "gopher_word_length_low",
+    "gopher_quality:gopher_above_avg_threshold": "gopher_word_length_high",
+    "gopher_quality:gopher_too_many_hashes": "gopher_hashes",
+    "gopher_quality:gopher_too_many_ellipsis": "gopher_ellipsis",
+    "gopher_quality:gopher_too_many_bullets": "gopher_bullet_lines",
+    "gopher_quality:gopher_too_many_end_ellipsis": "gopher_ellipsis_lines",
+    "gopher_quality:gopher_below_alpha_threshold": "gopher_alpha_words",
+    "gopher_quality:gopher_enough_stop_words": "gopher_stop_words",  # datatrove's name says the opposite
+    "c4:lorem_ipsum": "c4_lorem_ipsum",
+    "c4:curly_bracket": "c4_curly_bracket",
+    "c4:too_few_sentences": "c4_few_sentences",
+    "fineweb:empty": "fineweb_empty",
+    "fineweb:line_punct_ratio": "fineweb_line_punct",
+    "fineweb:short_line_ratio": "fineweb_short_lines",
+    "fineweb:char_dup_ratio": "fineweb_char_dup",
+    "fineweb:list_ratio": "fineweb_list_ratio",
+}
 
 
 # (reason prefix, datatrove class), in FineWeb's order.
@@ -98,7 +407,8 @@ def prepare(q: QualityConfig) -> None:
 
 
 def evaluate(text: str, q: QualityConfig) -> tuple[str, list[str]]:
-    """(text to keep, names of the failed filters). Only the reference mode can change the text."""
+    """(text to keep, names of the failed rules). C4's line filter may shorten the text (both modes;
+    in the fast mode unless `c4_rewrite` is off)."""
     if q.mode == QualityMode.datatrove:
         return reference_filters().apply(text)
-    return text, check(text, q)
+    return fast(text, q)

@@ -14,11 +14,12 @@ re-decide from the evidence.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import lxml.html
-from lxml import etree
+from resiliparse.parse.html import DOMNode, HTMLTree, NodeType
 
 from data_governance.licence import Evidence, find_licences
 from data_governance.robots import matches, normalise_pattern, url_path
@@ -262,26 +263,96 @@ class HtmlEvidence:
     parse_error: str | None = None
 
 
-def parse_html(html: str) -> HtmlEvidence:
+class Element:
+    """The part of lxml's element interface that licence.find_licences reads, over a resiliparse node,
+    so the licence finder runs on the page's one parse."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: DOMNode):
+        self.node: Any = node  # (resiliparse's type stubs do not list the DOM methods)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Element) and other.node == self.node
+
+    def __hash__(self) -> int:
+        return hash(self.node)
+
+    @property
+    def tag(self) -> str:
+        return self.node.tag or ""
+
+    @property
+    def text(self) -> str:
+        return self.node.text or ""
+
+    def get(self, name: str) -> str | None:
+        value = self.node.getattr(name)
+        return str(value) if value is not None else None
+
+    def itertext(self) -> Iterator[str]:
+        yield self.text
+
+    def getparent(self) -> Element | None:
+        parent = self.node.parent
+        return Element(parent) if parent is not None and parent.type == NodeType.ELEMENT else None
+
+    def iterancestors(self) -> Iterator[Element]:
+        parent = self.getparent()
+        while parent is not None:
+            yield parent
+            parent = parent.getparent()
+
+    def iter(self, *tags: str) -> Iterator[Element]:
+        """This element (if it matches) and its descendants, in document order."""
+        if not tags or self.node.tag in tags:
+            yield self
+        for node in self.node.query_selector_all(", ".join(tags) if tags else "*"):
+            yield Element(node)
+
+
+# Pre-filters on the page source: every signal below needs one of these strings, so a page without
+# them has no such evidence and its tree is not walked (building Python nodes is the costly part).
+_CC_HINT = re.compile(r"\bCC[ -]?(?:0|BY)")  # as licence._CC_TEXT: case-sensitive
+
+
+def _hints(html: str) -> tuple[bool, bool]:
+    """(may hold a robots/TDM meta tag, may hold licence evidence)."""
+    low = html.lower()
+    meta = "robots" in low or "tdm" in low
+    lic = "licen" in low or "creativecommons" in low or ".rights" in low or bool(_CC_HINT.search(html))
+    return meta, lic
+
+
+def evidence(tree: HTMLTree, html: str | None = None) -> HtmlEvidence:
+    """Every HTML consent and licence signal, read from the page's one parse (`html`, the source the
+    tree was parsed from, lets pages without any hint of a signal skip the tree walk)."""
     ev = HtmlEvidence()
-    if not html.strip():
+    root = tree.document
+    if root is None:
         return ev
-    try:
-        root = lxml.html.document_fromstring(html)
-    except (etree.ParserError, ValueError) as e:
-        ev.parse_error = str(e) or type(e).__name__
-        return ev
-    for meta in root.iter("meta"):
-        name = (meta.get("name") or "").strip().lower()
-        content = (meta.get("content") or "").strip()
+    meta_hint, licence_hint = _hints(html) if html is not None else (True, True)
+    metas = root.query_selector_all("meta[name]") if meta_hint else []
+    for meta in metas:
+        name = (meta.getattr("name") or "").strip().lower()
+        content = (meta.getattr("content") or "").strip()
         if name in ("tdm-reservation", "tdm:reservation"):
             ev.tdm_reservation = content
         elif name in ("tdm-policy", "tdm:policy"):
             ev.tdm_policy = content
         elif name == "robots":
             ev.robots_meta.extend(t.strip().lower() for t in content.split(",") if t.strip())
-    ev.licences = find_licences(root)
+    if licence_hint:
+        top = root.query_selector("html")
+        ev.licences = find_licences(Element(top)) if top is not None else []
     return ev
+
+
+def parse_html(html: str) -> HtmlEvidence:
+    """Parse a page and read its evidence (assess.py parses once and shares the tree instead)."""
+    if not html.strip():
+        return HtmlEvidence()
+    return evidence(HTMLTree.parse(html), html)
 
 
 def header_tokens(value: str) -> list[str]:

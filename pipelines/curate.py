@@ -40,7 +40,7 @@ from warcio.statusandheaders import StatusAndHeadersParser, StatusAndHeadersPars
 from commonweights.config import GovernanceConfig, RunConfig, policy_hash, policy_record
 from commonweights.errors import InputError, StageError
 from data_governance import decontam, dedup, ids, langid, manifest, quality, reasons
-from data_governance.assess import Assessed, Assessor, RawRecord
+from data_governance.assess import Assessed, Assessor, RawRecord, engine_record
 from data_governance.robots import RobotsRule, Snapshot
 from data_governance.signals import TdmSnapshot
 from data_governance.takedowns import Takedowns
@@ -555,6 +555,7 @@ def write_manifest_json(cfg: RunConfig, folder: Path, rows: list[dict[str, Any]]
         "columns": list(manifest.COLUMNS),
         "policy": policy_record(cfg.governance),
         "policy_hash": policy_hash(cfg.governance),
+        "engine": engine_record(cfg.governance),
         "config_digest": cfg.digest(),
         **manifest.summarize(rows),
         "digest": {"algorithm": "merkle-sha256", "root": manifest.digest(rows), "order": "doc_id"},

@@ -183,7 +183,9 @@ def test_datatrove_reference_quality_mode():
     )
     text, failed = quality.evaluate(body, q)
     assert failed == [] and "javascript" not in text  # C4's line filter rewrote the kept text
-    assert quality.evaluate(body, config.QualityConfig())[0] == body  # the fast mode never does
+    # The fast mode applies C4's line filter too (as FineWeb does), to the same kept text, unless told not to.
+    assert quality.evaluate(body, config.QualityConfig()) == (text, [])
+    assert quality.evaluate(body, config.QualityConfig(c4_rewrite=False))[0] == body
 
 
 def test_language_identification_is_offline_and_recorded_as_a_reason():

@@ -128,9 +128,13 @@ def test_aipref_vocabulary_is_versioned_and_inherits():
 
 PAGE = (
     "<html><head>{head}</head><body><article><p>"
-    + "The harbour committee met on Tuesday to discuss the ferry "
-    "timetable, the repairs to the old stone pier and the heating of the waiting room before winter. "
-    * 4
+    # Six different sentences: a page the quality rules keep (repeated text would fail Gopher repetition).
+    + "The harbour committee met on Tuesday to discuss the ferry timetable and the old stone pier. "
+    "Residents said that the early boats were often late and the waiting room was cold. "
+    "The chair promised a survey of all the passengers before the winter storms arrive. "
+    "Several fishermen asked that the night moorings stay free of charge for local boats. "
+    "A report with clear costs for each proposed change will go to the town council in spring. "
+    "Until then, the bakery will keep sending bread across on the first crossing of the day."
     + "</p></article></body></html>"
 )
 
