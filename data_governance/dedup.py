@@ -58,8 +58,8 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def shingle_hashes(text: str) -> np.ndarray:
-    """The distinct 64-bit hashes of the text's word 5-grams (one shingle for shorter texts)."""
+def _shingles(text: str) -> np.ndarray:
+    """The 64-bit hashes of the text's word 5-grams in text order, repeats included."""
     ws = words(text)
     if not ws:
         return np.empty(0, np.uint64)
@@ -69,15 +69,23 @@ def shingle_hashes(text: str) -> np.ndarray:
     grams = h[:m].copy()
     for k in range(1, n):
         grams = grams * _POLY + h[k : k + m]
-    return np.unique(_mix(grams + np.uint64(n)))
+    return _mix(grams + np.uint64(n))
+
+
+def shingle_hashes(text: str) -> np.ndarray:
+    """The distinct 64-bit hashes of the text's word 5-grams (one shingle for shorter texts)."""
+    return np.unique(_shingles(text))
 
 
 def signature(text: str) -> np.ndarray:
     """BANDS × ROWS MinHash values (uint64 holding 32-bit values) of the text's shingle set."""
-    x = shingle_hashes(text)
+    x = _shingles(text)  # a repeated shingle cannot change a minimum: no need to remove repeats
     if len(x) == 0:
         return _EMPTY.copy()
-    return ((x[:, None] * _A + _B) >> np.uint64(32)).min(axis=0)
+    # The shift is monotone, so the minimum is taken before it: one (shingles × 112) array, in place.
+    values = np.multiply.outer(x, _A)
+    values += _B
+    return values.min(axis=0) >> np.uint64(32)
 
 
 def jaccard_estimate(a: np.ndarray, b: np.ndarray) -> float:

@@ -25,7 +25,8 @@ punctuation sets are imported, not copied):
   n words after each repeat, characters counted without spaces. n-grams are compared by 64-bit
   polynomial hashes of the words' hashes (numpy; one text at a time, so Python's per-process string
   hash serves), exact up to hash collisions (~2^-64 per pair). The greedy scan runs only where a cheap
-  bound (characters of words covered by repeated 5-grams) exceeds the smallest limit.
+  bound (characters of words covered by repeated n-grams, for the smallest n and then for its own n)
+  exceeds the limit, and stops as soon as its count is over the limit.
 - Gopher quality: counts and mean length over words with a non-punctuation character; `#` and
   ellipsis (`...`, `…`) counts per word (all tokens); bullet (`•`, `-`) and ellipsis line ratios over
   all lines; alpha ratio over all tokens; stop words = distinct members of {the, be, to, of, and, that,
@@ -63,6 +64,9 @@ STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 
 _TOKEN = re.compile(r"[^\W_]+(?:['’.,][^\W_]+)*|_+|\.{2,}|-{2,}|[^\w\s]")
 _HAS_ALPHA = re.compile(r"[^\W\d_]").search
+# A token of letters only is never punctuation (datatrove's set holds no letter: checked here) and always
+# has a letter, so the per-token tests of the Gopher quality block run only on the other tokens.
+_LETTERS_NOT_PUNCT = not any(c.isalpha() for c in PUNCTUATION_SET)
 _PARAGRAPHS = re.compile(r"\n{2,}")
 _LINES = re.compile(r"\n+")
 _CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
@@ -110,12 +114,26 @@ class WordGrams:
         self.cum = np.zeros(n + 1, np.int64)
         np.cumsum(np.fromiter(map(len, self.words), np.int64, n), out=self.cum[1:])
         self._hashes = {1: (self.ids + np.uint64(1)) * _MIX}
+        self._repeated: dict[int, np.ndarray] = {}
 
     def hashes(self, n: int) -> np.ndarray:
         if n not in self._hashes:
             prev = self.hashes(n - 1)
             self._hashes[n] = prev[:-1] * _ROLL + self._hashes[1][n - 1 :]
         return self._hashes[n]
+
+    def repeated(self, n: int) -> np.ndarray:
+        """Per n-gram position: True where the n-gram equals an earlier one (computed once per n)."""
+        if n not in self._repeated:
+            h = self.hashes(n)
+            mask = np.ones(len(h), bool)
+            if len(h):
+                order = np.argsort(h)  # (not stable: the first position of each value is its minimum)
+                s = h[order]
+                starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+                mask[np.minimum.reduceat(order, starts)] = False
+            self._repeated[n] = mask
+        return self._repeated[n]
 
     def chars(self, start: np.ndarray | int, n: int) -> Any:
         """Characters of the n-grams starting at `start`, without separators."""
@@ -134,11 +152,13 @@ class WordGrams:
         if top == 1:
             at = 0  # every n-gram is unique: the first one
         else:
-            values = s[bounds[:-1][counts == top]]
+            values = s[bounds[:-1][counts == top]]  # sorted
             if len(values) <= 4:  # the usual case: one or a few tied n-grams
                 at = min(int(np.argmax(h == v)) for v in values)
-            else:
-                at = int(np.argmax(np.isin(h, values)))
+            else:  # the first position holding one of them, by binary search in the tied values
+                pos = np.searchsorted(values, h)
+                pos[pos == len(values)] = 0
+                at = int(np.argmax(values[pos] == h))
         return int(self.chars(at, n) + n - 1) * top
 
     def covered_by_repeats(self, n: int) -> int:
@@ -147,15 +167,9 @@ class WordGrams:
         An upper bound of `duplicated_chars(m)` for every m >= n: the greedy scan counts disjoint
         repeated m-grams, and each word of a repeated m-gram lies in a repeated n-gram (the
         same offset within the earlier copy). One sort, no Python-level loop."""
-        h = self.hashes(n)
-        m = len(h)
-        if m == 0:
+        starts = self.repeated(n)
+        if not starts.any():
             return 0
-        _, first = np.unique(h, return_index=True)
-        if len(first) == m:
-            return 0
-        starts = np.ones(m, bool)
-        starts[first] = False
         edges = np.zeros(len(self.words) + 1, np.int64)
         at = np.flatnonzero(starts)
         np.add.at(edges, at, 1)
@@ -166,15 +180,24 @@ class WordGrams:
     def duplicated_chars(self, n: int) -> int:
         """Characters (no separators) in repeated n-grams: a left-to-right scan that, on a repeat,
         counts it and jumps n words; otherwise remembers the n-gram and moves one word."""
+        return self._scan(n)
+
+    def duplicated_over(self, n: int, size: int, limit: float) -> bool:
+        """`duplicated_chars(n) / size > limit`, deciding as early as possible: not at all where the
+        bound `covered_by_repeats(n)` stays within the limit, and the scan stops once its running
+        count (which only grows) is over it."""
+        if self.covered_by_repeats(n) / size <= limit:
+            return False
+        return self._scan(n, size, limit) / size > limit
+
+    def _scan(self, n: int, size: int = 0, limit: float = 0.0) -> int:
+        """The greedy count of `duplicated_chars`; with a `size`, it returns as soon as the count over
+        `size` exceeds `limit` (a partial count, already over the limit)."""
         h = self.hashes(n)
         m = len(h)
-        if m == 0:
-            return 0
-        _, first = np.unique(h, return_index=True)
-        if len(first) == m:
+        repeated_at = self.repeated(n)
+        if not repeated_at.any():
             return 0  # no n-gram occurs twice
-        repeated_at = np.ones(m, bool)
-        repeated_at[first] = False
         start = int(np.argmax(repeated_at))  # before the first repeat, every n-gram is new
         hl = h.tolist()
         seen = set(hl[:start])
@@ -184,6 +207,8 @@ class WordGrams:
             x = hl[i]
             if x in seen:
                 total += cum[i + n] - cum[i]
+                if size and total / size > limit:
+                    return total
                 i += n
             else:
                 seen.add(x)
@@ -194,13 +219,15 @@ class WordGrams:
 def _gopher_repetition(text: str, grams: WordGrams, q: QualityConfig) -> list[str]:
     failed: list[str] = []
     size = len(text)
-    paragraphs = _PARAGRAPHS.split(text.strip())
+    # Without a blank line (extracted text has none) both splits are plain ones.
+    blank = "\n\n" in text
+    paragraphs = _PARAGRAPHS.split(text.strip()) if blank else [text.strip()]
     dup, chars = _duplicates(paragraphs)
     if dup / len(paragraphs) > q.max_duplicate_paragraph_fraction:
         failed.append("gopher_dup_para_frac")
     if chars / size > q.max_duplicate_paragraph_char_fraction:
         failed.append("gopher_dup_para_char_frac")
-    lines = _LINES.split(text)
+    lines = _LINES.split(text) if blank else text.split("\n")
     dup, chars = _duplicates(lines)
     if dup / len(lines) > q.max_duplicate_line_fraction:
         failed.append("gopher_dup_line_frac")
@@ -215,14 +242,15 @@ def _gopher_repetition(text: str, grams: WordGrams, q: QualityConfig) -> list[st
         # of the smallest n) could exceed the limit.
         bound = grams.covered_by_repeats(dup_limits[0][0]) / size
         for n, limit in dup_limits:
-            if bound > limit and grams.duplicated_chars(n) / size > limit:
+            if bound > limit and grams.duplicated_over(n, size, limit):
                 failed.append(f"gopher_dup_{n}_gram")
     return failed
 
 
 def _gopher_quality(text: str, words: list[str], q: QualityConfig) -> list[str]:
     n_words = len(words)
-    symbols = list(filter(PUNCTUATION_SET.issuperset, words))  # tokens made of punctuation only
+    others = [w for w in words if not w.isalpha()] if _LETTERS_NOT_PUNCT else words
+    symbols = list(filter(PUNCTUATION_SET.issuperset, others))  # tokens made of punctuation only
     n_content = n_words - len(symbols)
     if n_content < q.min_words:
         return ["gopher_short_doc"]  # the ratios below mean little on a text this short
@@ -243,15 +271,17 @@ def _gopher_quality(text: str, words: list[str], q: QualityConfig) -> list[str]:
         failed.append("gopher_bullet_lines")
     if sum(ln.rstrip().endswith(("...", "…")) for ln in lines) / len(lines) > q.max_ellipsis_lines_ratio:
         failed.append("gopher_ellipsis_lines")
-    if len(list(filter(_HAS_ALPHA, words))) / n_words < q.min_alpha_word_ratio:
+    with_letter = n_words - len(others) + len(list(filter(_HAS_ALPHA, others)))
+    if with_letter / n_words < q.min_alpha_word_ratio:
         failed.append("gopher_alpha_words")
     if len(STOP_WORDS.intersection(words)) < q.min_stop_words:
         failed.append("gopher_stop_words")
     return failed
 
 
-def c4_lines(text: str, q: QualityConfig) -> tuple[list[str], int, list[str]]:
-    """(lines C4 keeps, sentences in them, page-level failures)."""
+def c4_lines(text: str, q: QualityConfig, enough: int | None = None) -> tuple[list[str], int, list[str]]:
+    """(lines C4 keeps, sentences in them, page-level failures). With `enough`, sentences are counted
+    only up to at least that many (all the minimum-sentence rule needs)."""
     kept: list[str] = []
     sentences = 0
     failed: list[str] = []
@@ -273,9 +303,11 @@ def c4_lines(text: str, q: QualityConfig) -> tuple[list[str], int, list[str]]:
             continue
         if "{" in line and "c4_curly_bracket" not in failed:
             failed.append("c4_curly_bracket")
-        if any(p in low for p in _POLICY):
+        # (each policy phrase holds one of these three: most lines skip the phrase-by-phrase test)
+        if ("polic" in low or "cookies" in low or "terms of use" in low) and any(p in low for p in _POLICY):
             continue
-        sentences += 1 + len(_SENTENCE_END.findall(line))
+        if enough is None or sentences < enough:
+            sentences += 1 + len(_SENTENCE_END.findall(line))
         kept.append(line)
     return kept, sentences, failed
 
@@ -316,7 +348,7 @@ def fast(text: str, q: QualityConfig) -> tuple[str, list[str]]:
             words = words if words is not None else tokens(text)
             failed += _gopher_quality(text, words, q)
         elif block == "c4":
-            kept, sentences, page = c4_lines(text, q)
+            kept, sentences, page = c4_lines(text, q, enough=q.c4_min_sentences)
             failed += page
             if sentences < q.c4_min_sentences:
                 failed.append("c4_few_sentences")

@@ -315,6 +315,18 @@ class RobotsTxt:
     def allowed(self, url: str, agent: str, digit_tokens: bool = False) -> bool:
         return self.verdict(url, agent, digit_tokens).allowed
 
+    def rules_for(self, agent: str, digit_tokens: bool = False) -> AgentRules:
+        """The rules that apply to `agent`, selected once: `verdict` and `content_usage` on many URLs
+        of the site then cost one pass over these rules each, not a scan of every group."""
+        matched, groups = self.applicable(agent, digit_tokens)
+        rules = [r for g in groups for r in g.rules]
+        return AgentRules(
+            matched,
+            tuple(g.line for g in groups),
+            tuple(r for r in rules if r.kind != "content-usage" and r.pattern),
+            tuple(r for r in rules if r.kind == "content-usage"),
+        )
+
     def level(self, agent: str, digit_tokens: bool = False) -> Level:
         """How much of the site's path space `agent` may not crawl: all, some or none.
 
@@ -345,6 +357,37 @@ class RobotsTxt:
             )
 
         return "some" if any(not freed(d) for d in disallows) else "none"
+
+
+@dataclass(frozen=True)
+class AgentRules:
+    """The groups of a robots.txt that apply to one agent and their rules, in file order: the same
+    decisions as `RobotsTxt.verdict` and `RobotsTxt.content_usage`, without selecting the groups again
+    for every URL."""
+
+    matched: str  # as Verdict.matched
+    groups: tuple[int, ...]  # as Verdict.groups
+    rules: tuple[Rule, ...]  # allow and disallow rules with a pattern
+    usage: tuple[Rule, ...]  # content-usage rules
+
+    def decide(self, path: str) -> Rule | None:
+        """The deciding rule for `path` (a `url_path`): the longest match, `allow` winning ties."""
+        best: Rule | None = None
+        for r in self.rules:
+            if not matches(r.pattern, path):
+                continue
+            if (
+                best is None
+                or len(r.pattern) > len(best.pattern)
+                or (len(r.pattern) == len(best.pattern) and r.kind == "allow" and best.kind != "allow")
+            ):
+                best = r
+        return best
+
+    def usage_rule(self, path: str) -> Rule | None:
+        """The content-usage rule for `path`: the longest matching path, the first on ties."""
+        found = [r for r in self.usage if matches(r.pattern, path)]
+        return max(found, key=lambda r: len(r.pattern)) if found else None
 
 
 def _universal(pattern: str) -> bool:
@@ -413,7 +456,9 @@ class RobotsEvidence:
 
 
 class RobotsRule:
-    """Per-domain robots verdicts for the policy's agent list; parses each snapshot once."""
+    """Per-domain robots verdicts for the policy's agent list. Each snapshot is parsed, and the rules
+    that apply to each agent are selected, once per worker (`compiled`); a URL then costs one pass
+    over the rules per distinct set of groups (most agents share the `*` group), not one per agent."""
 
     def __init__(
         self, snapshots: dict[str, Snapshot], policy: GovernanceConfig, agents: list[str] | None = None
@@ -421,7 +466,22 @@ class RobotsRule:
         self._snapshots = snapshots
         self._policy = policy
         self.agents = list(agents if agents is not None else policy.agents)
-        self._parsed: dict[str, RobotsTxt] = {}
+        # Per domain: (truncated, [(agent, its rules)]), agents whose groups are the same sharing one
+        # AgentRules, so a URL is decided once per distinct set of groups, not once per agent.
+        self._compiled: dict[str, tuple[bool, list[tuple[str, AgentRules]]]] = {}
+
+    def compiled(self, snap: Snapshot) -> tuple[bool, list[tuple[str, AgentRules]]]:
+        """A parsed snapshot's rules per agent (parsed and selected once per domain and worker)."""
+        found = self._compiled.get(snap.domain)
+        if found is None:
+            parsed = RobotsTxt.parse(snap.body)
+            shared: dict[tuple[str, tuple[int, ...]], AgentRules] = {}
+            plans = []
+            for agent in self.agents:
+                rules = parsed.rules_for(agent, DIGIT_TOKENS)
+                plans.append((agent, shared.setdefault((rules.matched, rules.groups), rules)))
+            found = self._compiled[snap.domain] = (parsed.truncated, plans)
+        return found
 
     def evaluate(self, domain: str, url: str) -> RobotsEvidence:
         snap = self._snapshots.get(domain.lower())
@@ -434,27 +494,30 @@ class RobotsRule:
         if not 200 <= snap.status < 300:
             # A redirect the crawler did not resolve (RFC 9309 §2.3.1.2): treated as unreachable.
             return self._fallback(snap, "3xx", self._policy.robots_5xx, reasons.Reason.robots_unavailable)
-        parsed = self._parsed.get(snap.domain)
-        if parsed is None:
-            parsed = self._parsed[snap.domain] = RobotsTxt.parse(snap.body)
+        truncated, plans = self.compiled(snap)
         ev = RobotsEvidence(
             snap.fetched_at,
             snap.status,
             None,
             agents_version=self._policy.agents_version,
-            truncated=parsed.truncated,
+            truncated=truncated,
         )
-        for agent in self.agents:
-            v = parsed.verdict(url, agent, digit_tokens=DIGIT_TOKENS)
-            ev.verdicts[agent] = v.allowed
+        path = url_path(url)
+        decided: dict[int, tuple[Rule | None, Rule | None]] = {}
+        for agent, rules in plans:
+            got = decided.get(id(rules))
+            if got is None:
+                got = decided[id(rules)] = (rules.decide(path), rules.usage_rule(path))
+            rule, usage = got
+            allowed = rule is None or rule.kind == "allow"
+            ev.verdicts[agent] = allowed
             ev.rules[agent] = {
-                "matched": v.matched,
-                "groups": list(v.groups),
-                "rule": v.rule.to_json() if v.rule else None,
+                "matched": rules.matched,
+                "groups": list(rules.groups),
+                "rule": rule.to_json() if rule else None,
             }
-            if not v.allowed:
+            if not allowed:
                 ev.reasons.append(reasons.robots(agent))
-            usage = parsed.content_usage(url, agent, digit_tokens=DIGIT_TOKENS)
             if usage is not None:
                 ev.content_usage[agent] = usage
         return ev

@@ -307,8 +307,15 @@ class Element:
         """This element (if it matches) and its descendants, in document order."""
         if not tags or self.node.tag in tags:
             yield self
-        for node in self.node.query_selector_all(", ".join(tags) if tags else "*"):
+        for node in nodes(self.node.query_selector_all(", ".join(tags) if tags else "*")):
             yield Element(node)
+
+
+def nodes(collection: Any) -> tuple[DOMNode, ...]:
+    """The nodes of a resiliparse DOMCollection, in document order. Resiliparse 2.0 builds the node
+    objects of the whole collection for each item that iteration or indexing asks for (quadratic:
+    ~0.1 s for a page with a few hundred links); a slice builds each of them once."""
+    return tuple(collection[:])
 
 
 # Pre-filters on the page source: every signal below needs one of these strings, so a page without
@@ -320,7 +327,13 @@ def _hints(html: str) -> tuple[bool, bool]:
     """(may hold a robots/TDM meta tag, may hold licence evidence)."""
     low = html.lower()
     meta = "robots" in low or "tdm" in low
-    lic = "licen" in low or "creativecommons" in low or ".rights" in low or bool(_CC_HINT.search(html))
+    lic = (
+        "licen" in low
+        or "creativecommons" in low
+        or ".rights" in low
+        # (a plain substring test first: the pattern, led by `\b`, is tried at every position)
+        or ("CC" in html and bool(_CC_HINT.search(html)))
+    )
     return meta, lic
 
 
@@ -332,7 +345,7 @@ def evidence(tree: HTMLTree, html: str | None = None) -> HtmlEvidence:
     if root is None:
         return ev
     meta_hint, licence_hint = _hints(html) if html is not None else (True, True)
-    metas = root.query_selector_all("meta[name]") if meta_hint else []
+    metas = nodes(root.query_selector_all("meta[name]")) if meta_hint else ()
     for meta in metas:
         name = (meta.getattr("name") or "").strip().lower()
         content = (meta.getattr("content") or "").strip()
