@@ -345,7 +345,8 @@ def evidence(tree: HTMLTree, html: str | None = None) -> HtmlEvidence:
     if root is None:
         return ev
     meta_hint, licence_hint = _hints(html) if html is not None else (True, True)
-    metas = nodes(root.query_selector_all("meta[name]")) if meta_hint else ()
+    # elements (the stubs type collection items as the base Node, which lacks getattr)
+    metas: tuple[Any, ...] = nodes(root.query_selector_all("meta[name]")) if meta_hint else ()
     for meta in metas:
         name = (meta.getattr("name") or "").strip().lower()
         content = (meta.getattr("content") or "").strip()
