@@ -18,6 +18,7 @@ import hashlib
 import html
 import io
 import json
+import math
 import random
 import re
 import shutil
@@ -1112,3 +1113,297 @@ def write_sample_crawl(
         **crawl.summary,
         "sha256": {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()},
     }
+
+
+# ---------------------------------------------------------------- the crawl at scale (benchmarks)
+
+SCALE_MIN_BYTES = 2 * 1024  # HTML body size range of a scale-crawl page
+SCALE_MAX_BYTES = 50 * 1024
+# Share of pages per case (the rest are plain article pages). Robots opt-outs come on top of these,
+# from the pages that land on the sites whose robots.txt denies the policy's agents.
+SCALE_CASES: tuple[tuple[str, float], ...] = (
+    ("near_duplicate", 0.04),
+    ("exact_duplicate", 0.02),
+    ("noai_meta", 0.02),
+    ("tdm_header", 0.02),
+    ("aipref_header", 0.01),
+    ("pii", 0.03),
+    ("quality_listing", 0.03),
+)
+_SCRIPT_CONFIG = (
+    "window.dataLayer = window.dataLayer || [];\n"
+    "    function gtag(){{dataLayer.push(arguments);}}\n"
+    "    gtag('js', new Date()); gtag('config', 'G-{tag}', {{anonymize_ip: true, page_path: '{path}'}});"
+)
+_STYLE = (
+    "body{{margin:0;font:16px/1.6 Georgia,serif;color:#1b1b1b}}.site-header{{display:flex;gap:1rem;"
+    "padding:.5rem {pad}rem;background:#{bg}}}nav ul{{list-style:none;display:flex;gap:.75rem}}"
+    "article{{max-width:42rem;margin:2rem auto}}aside.related li{{margin:.25rem 0}}"
+    ".cookie-banner{{position:fixed;bottom:0;width:100%;background:#222;color:#eee}}"
+    "footer .columns{{display:grid;grid-template-columns:repeat(4,1fr)}}"
+)
+
+
+def _scale_chrome(planner: Planner, site: Site, writer: Writer, path: str) -> tuple[list[str], list[str]]:
+    """Head extras (style, scripts) and the page furniture above the article (cookie banner, mega-menu,
+    breadcrumb): what a content management system puts on every page."""
+    rng = planner.rng
+    e = html.escape
+    head = [
+        f"  <style>{_STYLE.format(pad=rng.randint(1, 3), bg=f'{rng.randrange(16**6):06x}')}</style>",
+        f'  <script async src="https://analytics.{site.domain}/gtag/js?id=G-{rng.randrange(10**8)}"></script>',
+        f"  <script>\n    {_SCRIPT_CONFIG.format(tag=rng.randrange(10**8), path=path)}\n  </script>",
+    ]
+    all_sections = sorted({t.section for t in TOPICS})
+    sections = sorted(rng.sample(all_sections, rng.randint(3, min(7, len(all_sections)))))
+    menu = "".join(
+        f'<li class="menu-item"><a href="/{s}/">{e(cap(s))}</a><ul class="sub">'
+        + "".join(
+            f'<li><a href="/{s}/{slugify(issue)}/">{e(cap(issue))}</a></li>'
+            for issue in (writer.draw("issue") for _ in range(rng.randint(0, 3)))
+        )
+        + "</ul></li>"
+        for s in sections
+    )
+    above = [
+        '  <div class="cookie-banner" role="dialog"><p>We use cookies to measure how the site is read. '
+        '<button type="button">Accept</button> <button type="button">Refuse</button> '
+        '<a href="/privacy/">Read more</a></p></div>',
+        f'  <nav class="mega-menu" aria-label="Sections"><ul>{menu}</ul></nav>',
+        f'  <nav class="breadcrumb"><a href="/">Home</a> &rsaquo; <a href="/{site.topic.section}/">'
+        f"{e(cap(site.topic.section))}</a></nav>",
+    ]
+    return head, above
+
+
+def _scale_filler(planner: Planner, site: Site, writer: Writer, kind: int) -> str:
+    """One piece of boilerplate around the article: a related-article teaser, a footer column, a
+    share bar or a tracking script. Pages grow to their size by adding these."""
+    rng = planner.rng
+    e = html.escape
+    if kind == 0:
+        title = writer.title()
+        return (
+            f'      <li><a href="/{site.topic.section}/{slugify(title)}-{rng.randrange(10**5)}/">'
+            f'{e(title)}</a> <span class="teaser">{e(writer.draw("short"))}</span></li>'
+        )
+    if kind == 1:
+        links = "".join(
+            f'<li><a href="/{slugify(writer.draw("thing"))}/">{e(cap(writer.draw("thing")))}</a></li>'
+            for _ in range(rng.randint(4, 8))
+        )
+        return f'      <div class="column"><h4>{e(cap(writer.draw("issue")))}</h4><ul>{links}</ul></div>'
+    if kind == 2:
+        u, n = rng.randrange(10**9), rng.randint(0, 120)
+        return (
+            f'      <div class="share"><a href="https://social.example/share?u={u}">Share</a> '
+            f'<a href="mailto:?subject={u}">Email</a> <a href="#comments">Comments ({n})</a></div>'
+        )
+    blob = "".join(f"{rng.randrange(16**8):08x}" for _ in range(rng.randint(8, 40)))
+    return f'  <script>window.__STATE__ = {{"v": {rng.randint(1, 9)}, "h": "{blob}"}};</script>'
+
+
+def render_scale_page(
+    planner: Planner,
+    site: Site,
+    article: Article,
+    *,
+    target: int,
+    url_path: str,
+    marks: Marks = Marks(),
+) -> str:
+    """An article page grown with realistic boilerplate to about `target` bytes (within
+    SCALE_MIN_BYTES..SCALE_MAX_BYTES): the article of `render_page`, plus inline style and scripts,
+    a cookie banner, a mega-menu, related-article teasers, share bars and footer link columns."""
+    writer = Writer(site.topic, planner.rng)
+    head, above = _scale_chrome(planner, site, writer, url_path)
+    if site.licence is not None:
+        spdx, href, where = site.licence
+        if where == "link_rel":
+            marks = replace(marks, head=marks.head + (f'<link rel="license" href="{href}">',))
+        else:
+            marks = replace(
+                marks,
+                footer=(
+                    f'<p class="licence">Text on this site is available under '
+                    f'<a href="{href}">{LICENCE_LABELS[spdx]}</a>.</p>'
+                ),
+            )
+    marks = replace(marks, head=marks.head + tuple(h.strip() for h in head))
+    paragraphs = list(article.paragraphs)
+    while True:
+        page = render_page(
+            site,
+            Article(article.title, tuple(paragraphs)),
+            author=writer.person(),
+            published=planner.published(),
+            marks=marks,
+        )
+        if len(page.encode()) <= SCALE_MAX_BYTES - 4096 or len(paragraphs) <= 3:
+            break
+        paragraphs = paragraphs[: max(3, len(paragraphs) * 3 // 4)]  # an article too long for its page
+    top, _, rest = page.partition("  <main>\n")
+    main, _, bottom = rest.partition("  </main>\n")
+    related: list[str] = []
+    columns: list[str] = []
+    scripts: list[str] = []
+    size = len(page.encode()) + sum(len(a) + 1 for a in above) + 200
+    while size < min(target, SCALE_MAX_BYTES - 1024):
+        kind = planner.rng.randrange(4)
+        piece = _scale_filler(planner, site, writer, kind)
+        (related if kind == 0 else columns if kind in (1, 2) else scripts).append(piece)
+        size += len(piece.encode()) + 1
+    aside = ['    <aside class="related"><h3>Read next</h3><ul>', *related, "    </ul></aside>"]
+    extra_footer = ['    <div class="columns">', *columns, "    </div>"]
+    bottom = bottom.replace("  <footer>\n", "  <footer>\n" + "\n".join(extra_footer) + "\n", 1)
+    body_end = "\n".join(scripts) + "\n</body>" if scripts else "</body>"
+    bottom = bottom.replace("</body>", body_end, 1)
+    return "".join(
+        [
+            top.replace("<body>\n", "<body>\n" + "\n".join(above) + "\n", 1),
+            "  <main>\n",
+            main,
+            "\n".join(aside) + "\n",
+            "  </main>\n",
+            bottom,
+        ]
+    )
+
+
+def _scale_docs(plan: Planner, pages: int, files: int) -> list[list[Doc]]:
+    """`pages` HTML responses split over `files` WARC files; sizes log-uniform over 2-50 KB."""
+    rng = plan.rng
+    sites = plan.sites
+    weights = [rng.uniform(0.5, 2.0) for _ in sites]
+    recent: list[tuple[Site, Article, Doc]] = []  # originals that later pages copy
+    docs: list[Doc] = []
+    cases = [c for c, _ in SCALE_CASES]
+    shares = [s for _, s in SCALE_CASES]
+    plain = 1.0 - sum(shares)
+    for n in range(pages):
+        case = rng.choices([*cases, "plain"], weights=[*shares, plain])[0]
+        if case in ("near_duplicate", "exact_duplicate") and not recent:
+            case = "plain"
+        site = rng.choices(sites, weights=weights)[0]
+        target = int(math.exp(rng.uniform(math.log(SCALE_MIN_BYTES + 512), math.log(SCALE_MAX_BYTES - 1024))))
+        if case == "exact_duplicate":
+            src_site, _, src = rng.choice(recent)
+            copy_site = rng.choice(plan.open_sites)
+            url = f"https://{copy_site.domain}/mirror/{n:06d}.html"
+            docs.append(replace(src, url=url, case=case, server=copy_site.server, reasons=[]))
+            continue
+        writer = Writer(site.topic, rng)
+        text_share = rng.uniform(0.12, 0.45)
+        words = max(120, int(target * text_share / 6.3))
+        if case == "near_duplicate":
+            _, base, _ = rng.choice(recent)
+            paragraphs = [list(p) for p in base.paragraphs]
+            p = rng.randrange(len(paragraphs))
+            paragraphs[p][rng.randrange(len(paragraphs[p]))] = writer.sentence()
+            article = Article(base.title, tuple(tuple(p) for p in paragraphs))
+        elif case == "quality_listing":
+            title = writer.title()
+            article = Article(title, tuple((writer.draw("short"),) for _ in range(rng.randint(1, 3))))
+        else:
+            article = writer.article(words)
+        marks = Marks()
+        if case == "noai_meta":
+            marks = Marks(head=('<meta name="robots" content="noai, noimageai">',))
+        elif case == "tdm_header":
+            marks = Marks(headers=(("tdm-reservation", "1"),))
+        elif case == "aipref_header":
+            marks = Marks(headers=(("Content-Usage", "train-ai=n"),))
+        elif case == "pii":
+            first, last = writer.draw("first"), writer.draw("last")
+            contact = (
+                f"Anyone who wants to help can email {first.lower()}.{last.lower()}@{site.domain} "
+                f"or ring 020 7946 0{rng.randint(100, 999)} in the evening."
+            )
+            with_contact = list(article.paragraphs)
+            i = rng.randrange(len(with_contact))
+            with_contact[i] = with_contact[i] + (contact,)
+            article = Article(article.title, tuple(with_contact))
+        year, month = rng.choice((2025, 2026)), rng.randint(1, 12)
+        path = f"/{site.topic.section}/{year}/{month:02d}/{slugify(article.title)}-{n:06d}.html"
+        page = render_scale_page(plan, site, article, target=target, url_path=path, marks=marks)
+        doc = Doc(
+            url=f"https://{site.domain}{path}",
+            case=case,
+            body=page.encode(),
+            content_type="text/html; charset=utf-8",
+            server=site.server,
+            headers=marks.headers,
+        )
+        docs.append(doc)
+        if case == "plain" and len(article.paragraphs) >= 4:
+            recent.append((site, article, doc))
+            if len(recent) > 200:
+                recent.pop(rng.randrange(len(recent)))
+    return [docs[i::files] for i in range(files)]
+
+
+def write_scale_crawl(
+    out: Path,
+    *,
+    seed: int = 0,
+    pages: int = 20_000,
+    files: int = 16,
+    domains: int = 60,
+    snapshot_date: str = "2026-11-01",
+) -> dict[str, Any]:
+    """A large crawl for benchmarks: `pages` realistic article pages of 2-50 KB HTML (boilerplate
+    navigation, scripts, teasers and footers around varied prose; near and exact duplicates; noai,
+    TDM and aipref opt-outs; robots.txt opt-outs on the sample crawl's role sites; PII; thin listing
+    pages) in `files` gzip WARC files, plus robots.jsonl and summary.json. Deterministic for the same
+    arguments. The sample crawl (`write_sample_crawl`) is not changed by this: it is the test fixture,
+    this is load.
+    """
+    out = Path(out)
+    most = len(PLACES) * len(KINDS)
+    if not MIN_DOMAINS <= domains <= most:
+        raise ConfigError(f"domains={domains}: the scale crawl needs {MIN_DOMAINS} to {most} domains")
+    if pages < files or files < 1:
+        raise ConfigError(f"pages={pages}, files={files}: need at least one page per WARC file")
+    try:
+        snapshot = date.fromisoformat(snapshot_date)
+    except ValueError:
+        raise ConfigError(f"snapshot_date={snapshot_date!r} is not an ISO date (YYYY-MM-DD)") from None
+    if out.exists() and any(p.name not in ("warc", "robots.jsonl", "summary.json") for p in out.iterdir()):
+        raise ConfigError(f"{out}: holds files that are not a scale crawl; choose an empty or new folder")
+    plan = Planner(seed, domains)
+    layout = _scale_docs(plan, pages, files)
+    tmp = out.with_name(f".{out.name}.writing")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "warc").mkdir(parents=True)
+    clock = _Clock(snapshot, plan.rng)
+    sizes: list[int] = []
+    for i, docs in enumerate(layout):
+        name = f"scale-{i:05d}.warc.gz"
+        data = _write_warc(name, docs, seed=seed, clock=clock, rng=plan.rng, expected=[])
+        (tmp / "warc" / name).write_bytes(data)
+        sizes += [len(d.body) for d in docs]
+    robots = plan.robots_lines(snapshot_date)
+    (tmp / "robots.jsonl").write_bytes(_jsonl(robots))
+    sizes.sort()
+    summary = {
+        "seed": seed,
+        "pages": pages,
+        "files": files,
+        "domains": domains,
+        "snapshot_date": snapshot_date,
+        "html_bytes": {
+            "min": sizes[0],
+            "median": sizes[len(sizes) // 2],
+            "max": sizes[-1],
+            "total": sum(sizes),
+        },
+        "warc_bytes": sum(p.stat().st_size for p in (tmp / "warc").iterdir()),
+        "cases": dict(sorted(Counter(d.case for docs in layout for d in docs).items())),
+        "robots_denying_sites": sorted(s.domain for s in plan.sites if s.role in ROBOTS_DENIED),
+    }
+    (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return {"out": str(out), **summary}
