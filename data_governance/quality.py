@@ -10,7 +10,8 @@ on so few words). Codes are `quality:<block>_<rule>` (docs/manifest.md). Semanti
 those of the published definitions as datatrove implements them (its punctuation and terminal
 punctuation sets are imported, not copied):
 
-- Words: one regex pass (`tokens`) instead of spaCy's English tokenizer: runs of letters/digits
+- Words: one regex (`tokens`, run only on white-space chunks that are not all letters and digits)
+  instead of spaCy's English tokenizer: runs of letters/digits
   (with inner apostrophes, periods and commas of numbers, e.g. "3.5", "U.S"), and each punctuation
   mark on its own except runs of periods or hyphens ("...", "--"). spaCy additionally splits clitics
   ("don't" → "do", "n't") and a few abbreviations differently, which shifts word counts slightly;
@@ -24,9 +25,12 @@ punctuation sets are imported, not copied):
   length, n-grams joined by spaces; duplicated n-grams (n=5..10) = greedy left-to-right scan that skips
   n words after each repeat, characters counted without spaces. n-grams are compared by 64-bit
   polynomial hashes of the words' hashes (numpy; one text at a time, so Python's per-process string
-  hash serves), exact up to hash collisions (~2^-64 per pair). The greedy scan runs only where a cheap
-  bound (characters of words covered by repeated n-grams, for the smallest n and then for its own n)
-  exceeds the limit, and stops as soon as its count is over the limit.
+  hash serves), exact up to hash collisions (~2^-64 per pair). The greedy scan runs only where cheap
+  bounds exceed the limit (characters of words covered by repeated n-grams of the smallest n; by
+  windows of n words whose smallest-n-grams all repeat; by repeated n-grams of its own n), steps
+  only through the positions of repeated n-grams, and stops as soon as its count is over the limit.
+  A top n-gram is counted only where the top (n-1)-gram's count times the longest n-gram could
+  exceed its limit.
 - Gopher quality: counts and mean length over words with a non-punctuation character; `#` and
   ellipsis (`...`, `…`) counts per word (all tokens); bullet (`•`, `-`) and ellipsis line ratios over
   all lines; alpha ratio over all tokens; stop words = distinct members of {the, be, to, of, and, that,
@@ -53,6 +57,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import filterfalse
 from typing import Any
 
 import numpy as np
@@ -63,6 +68,7 @@ from commonweights.config import QualityConfig, QualityMode
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 
 _TOKEN = re.compile(r"[^\W_]+(?:['’.,][^\W_]+)*|_+|\.{2,}|-{2,}|[^\w\s]")
+_findall = _TOKEN.findall
 _HAS_ALPHA = re.compile(r"[^\W\d_]").search
 # A token of letters only is never punctuation (datatrove's set holds no letter: checked here) and always
 # has a letter, so the per-token tests of the Gopher quality block run only on the other tokens.
@@ -82,8 +88,20 @@ _ROLL = np.uint64(0xBF58476D1CE4E5B9)
 
 
 def tokens(text: str) -> list[str]:
-    """Words and punctuation marks, in order (our stand-in for spaCy's English tokenizer)."""
-    return _TOKEN.findall(text)
+    """Words and punctuation marks, in order (our stand-in for spaCy's English tokenizer).
+
+    The same list as `_TOKEN.findall(text)`, found chunk by chunk between white space (no token
+    holds white space, `\\s` and `str.split` agree on what it is, and the pattern looks neither
+    behind nor ahead); a chunk of letters and digits only (`str.isalnum`: the regex's `[^\\W_]`) is
+    one token without running the regex."""
+    out: list[str] = []
+    keep = out.append
+    for chunk in text.split():
+        if chunk.isalnum():
+            keep(chunk)
+        else:
+            out += _findall(chunk)
+    return out
 
 
 def _duplicates(items: list[str]) -> tuple[int, int]:
@@ -111,10 +129,16 @@ class WordGrams:
         n = len(self.words)
         # Python's string hash: equal words, equal ids, within this process (only one text is compared).
         self.ids = np.fromiter(map(hash, self.words), np.int64, n).view(np.uint64)
+        self.lengths = np.fromiter(map(len, self.words), np.int64, n)
         self.cum = np.zeros(n + 1, np.int64)
-        np.cumsum(np.fromiter(map(len, self.words), np.int64, n), out=self.cum[1:])
+        np.cumsum(self.lengths, out=self.cum[1:])
         self._hashes = {1: (self.ids + np.uint64(1)) * _MIX}
         self._repeated: dict[int, np.ndarray] = {}
+        self._sorted: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._covered: dict[int, int] = {}
+        self._tops: dict[int, tuple[int, int]] = {}
+        self._cum_list: list[int] | None = None
+        self._run_lists: dict[int, list[tuple[int, int]]] = {}
 
     def hashes(self, n: int) -> np.ndarray:
         if n not in self._hashes:
@@ -131,9 +155,19 @@ class WordGrams:
                 order = np.argsort(h)  # (not stable: the first position of each value is its minimum)
                 s = h[order]
                 starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
-                mask[np.minimum.reduceat(order, starts)] = False
+                first = np.minimum.reduceat(order, starts)
+                mask[first] = False
+                self._sorted[n] = order, starts, first
             self._repeated[n] = mask
         return self._repeated[n]
+
+    def first_of(self, n: int) -> np.ndarray:
+        """Per n-gram position: the first position holding the same n-gram."""
+        self.repeated(n)
+        order, starts, first = self._sorted[n]
+        out = np.empty(len(order), np.int64)
+        out[order] = np.repeat(first, np.diff(np.append(starts, len(order))))
+        return out
 
     def chars(self, start: np.ndarray | int, n: int) -> Any:
         """Characters of the n-grams starting at `start`, without separators."""
@@ -142,9 +176,26 @@ class WordGrams:
     def top_chars(self, n: int) -> int:
         """Length (words joined by spaces) of the most frequent n-gram times its count; first seen
         wins ties (as Counter.most_common does)."""
+        return self._top(n)[0]
+
+    def top_over(self, n: int, size: int, limit: float) -> bool:
+        """`top_chars(n) / size > limit`, without counting the n-grams where a bound stays within the
+        limit: an n-gram occurs at most as often as its first n - 1 words, so the top (n - 1)-gram's
+        count (where already known) times the longest n-gram bounds `top_chars(n)`."""
+        if n - 1 in self._tops and len(self.words) >= n:
+            longest = int((self.cum[n:] - self.cum[:-n]).max()) + n - 1
+            if self._tops[n - 1][1] * longest / size <= limit:
+                return False
+        return self._top(n)[0] / size > limit
+
+    def _top(self, n: int) -> tuple[int, int]:
+        """(top_chars(n), the top n-gram's count), computed once per n."""
+        if n in self._tops:
+            return self._tops[n]
         h = self.hashes(n)
         if len(h) == 0:
-            return 0
+            self._tops[n] = 0, 0
+            return self._tops[n]
         s = np.sort(h)
         bounds = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1], [True])))
         counts = np.diff(bounds)
@@ -159,23 +210,63 @@ class WordGrams:
                 pos = np.searchsorted(values, h)
                 pos[pos == len(values)] = 0
                 at = int(np.argmax(values[pos] == h))
-        return int(self.chars(at, n) + n - 1) * top
+        self._tops[n] = int(self.chars(at, n) + n - 1) * top, top
+        return self._tops[n]
 
     def covered_by_repeats(self, n: int) -> int:
         """Characters (no separators) of the words covered by some n-gram that repeats an earlier one.
 
         An upper bound of `duplicated_chars(m)` for every m >= n: the greedy scan counts disjoint
         repeated m-grams, and each word of a repeated m-gram lies in a repeated n-gram (the
-        same offset within the earlier copy). One sort, no Python-level loop."""
-        starts = self.repeated(n)
-        if not starts.any():
+        same offset within the earlier copy). Vectorised, computed once per n."""
+        if n not in self._covered:
+            at = np.flatnonzero(self.repeated(n))
+            if len(at) == 0:
+                self._covered[n] = 0
+            else:
+                size = len(self.words) + 1
+                edges = np.bincount(at, minlength=size) - np.bincount(at + n, minlength=size)
+                covered = np.cumsum(edges[:-1]) > 0
+                self._covered[n] = int(self.lengths[covered].sum())
+        return self._covered[n]
+
+    def covered_by_repeat_runs(self, n: int, base: int) -> int:
+        """Characters (no separators) of the words covered by n-word windows whose every `base`-gram
+        (base <= n) repeats an earlier one: an upper bound of `covered_by_repeats(n)` from the
+        `base`-gram statistics, without hashing and sorting the n-grams. A repeated n-gram is such a
+        window: each of its base-grams repeats the one at the same offset in the earlier copy.
+
+        A maximal run of R repeated base-grams from position s holds such windows where
+        R >= n - base + 1, and they cover the words [s, s + R + base - 1) whatever n is; runs are
+        ordered, so each adds its words past the previous run's end."""
+        k = n - base + 1  # base-grams in an n-gram
+        if k == 1:
+            return self.covered_by_repeats(base)
+        runs = self._runs(base)
+        if not runs:
             return 0
-        edges = np.zeros(len(self.words) + 1, np.int64)
-        at = np.flatnonzero(starts)
-        np.add.at(edges, at, 1)
-        np.add.at(edges, at + n, -1)
-        covered = np.cumsum(edges[:-1]) > 0
-        return int((np.diff(self.cum)[covered]).sum())
+        cum = self._cum()
+        total = end = 0
+        for s, r in runs:
+            if r >= k:
+                stop = s + r + base - 1
+                total += cum[stop] - cum[max(s, end)]
+                end = stop
+        return total
+
+    def _runs(self, base: int) -> list[tuple[int, int]]:
+        """(start, length) of the maximal runs of positions holding a repeated base-gram, in order."""
+        if base not in self._run_lists:
+            # Where the mask switches on and off: each run's start, then its end.
+            switches = np.flatnonzero(np.diff(self.repeated(base).astype(np.int8), prepend=0, append=0))
+            starts, ends = switches[::2], switches[1::2]
+            self._run_lists[base] = list(zip(starts.tolist(), (ends - starts).tolist(), strict=True))
+        return self._run_lists[base]
+
+    def _cum(self) -> list[int]:
+        if self._cum_list is None:
+            self._cum_list = self.cum.tolist()
+        return self._cum_list
 
     def duplicated_chars(self, n: int) -> int:
         """Characters (no separators) in repeated n-grams: a left-to-right scan that, on a repeat,
@@ -192,27 +283,35 @@ class WordGrams:
 
     def _scan(self, n: int, size: int = 0, limit: float = 0.0) -> int:
         """The greedy count of `duplicated_chars`; with a `size`, it returns as soon as the count over
-        `size` exceeds `limit` (a partial count, already over the limit)."""
-        h = self.hashes(n)
-        m = len(h)
-        repeated_at = self.repeated(n)
-        if not repeated_at.any():
+        `size` exceeds `limit` (a partial count, already over the limit).
+
+        The scan remembers every n-gram it visits; it visits every position except the n - 1 after
+        each counted repeat. So it steps only through the positions whose n-gram occurred earlier
+        (the others are new wherever visited): such an n-gram is remembered iff its first occurrence
+        was visited or an earlier occurrence of it was visited and found new."""
+        if len(self.hashes(n)) == 0:
+            return 0
+        at = np.flatnonzero(self.repeated(n))
+        if len(at) == 0:
             return 0  # no n-gram occurs twice
-        start = int(np.argmax(repeated_at))  # before the first repeat, every n-gram is new
-        hl = h.tolist()
-        seen = set(hl[:start])
-        cum = self.cum.tolist()
-        total, i = 0, start
-        while i < m:
-            x = hl[i]
-            if x in seen:
-                total += cum[i + n] - cum[i]
+        first_of = self.first_of(n)
+        cum = self._cum()
+        skipped = bytearray(len(first_of) + n)  # positions jumped over
+        jump = b"\x01" * (n - 1)
+        remembered: set[int] = set()  # first positions of n-grams remembered at a later visit
+        total = i = 0
+        for p, f in zip(at.tolist(), first_of[at].tolist(), strict=True):
+            if p < i:
+                continue  # jumped over
+            if not skipped[f] or f in remembered:
+                total += cum[p + n] - cum[p]
                 if size and total / size > limit:
                     return total
-                i += n
+                skipped[p + 1 : p + n] = jump
+                i = p + n
             else:
-                seen.add(x)
-                i += 1
+                remembered.add(f)
+                i = p + 1
         return total
 
 
@@ -234,22 +333,38 @@ def _gopher_repetition(text: str, grams: WordGrams, q: QualityConfig) -> list[st
     if chars / size > q.max_duplicate_line_char_fraction:
         failed.append("gopher_dup_line_char_frac")
     for n, limit in sorted(q.top_ngram_char_fractions.items()):
-        if grams.top_chars(n) / size > limit:
+        if grams.top_over(n, size, limit):
             failed.append(f"gopher_top_{n}_gram")
     dup_limits = sorted(q.duplicate_ngram_char_fractions.items())
     if dup_limits:
-        # The exact greedy count runs only where the cheap bound (words covered by a repeated n-gram
-        # of the smallest n) could exceed the limit.
-        bound = grams.covered_by_repeats(dup_limits[0][0]) / size
+        # The exact greedy count runs only where the cheap bounds could exceed the limit: the words
+        # covered by a repeated n-gram of the smallest n, then by windows of n words made of repeated
+        # smallest-n-grams (both from one sort of the smallest n's hashes).
+        base = dup_limits[0][0]
+        bound = grams.covered_by_repeats(base) / size
         for n, limit in dup_limits:
-            if bound > limit and grams.duplicated_over(n, size, limit):
+            if (
+                bound > limit
+                and grams.covered_by_repeat_runs(n, base) / size > limit
+                and grams.duplicated_over(n, size, limit)
+            ):
                 failed.append(f"gopher_dup_{n}_gram")
     return failed
 
 
-def _gopher_quality(text: str, words: list[str], q: QualityConfig) -> list[str]:
+def _stop_words_under(text: str, words: list[str], minimum: int) -> bool:
+    """Whether fewer than `minimum` distinct stop words are tokens of `text`. A stop word between
+    spaces is one whole white-space chunk of letters, hence a token: where enough of them are found
+    that way, the token list is not searched."""
+    if sum(f" {w} " in text for w in STOP_WORDS) >= minimum:
+        return False
+    return len(STOP_WORDS.intersection(words)) < minimum
+
+
+def _gopher_quality(text: str, words: list[str], q: QualityConfig, chars: int | None = None) -> list[str]:
+    """`chars`: the characters of `words` where already known."""
     n_words = len(words)
-    others = [w for w in words if not w.isalpha()] if _LETTERS_NOT_PUNCT else words
+    others = list(filterfalse(str.isalpha, words)) if _LETTERS_NOT_PUNCT else words
     symbols = list(filter(PUNCTUATION_SET.issuperset, others))  # tokens made of punctuation only
     n_content = n_words - len(symbols)
     if n_content < q.min_words:
@@ -257,7 +372,9 @@ def _gopher_quality(text: str, words: list[str], q: QualityConfig) -> list[str]:
     failed: list[str] = []
     if n_content > q.max_words:
         failed.append("gopher_long_doc")
-    mean = (sum(map(len, words)) - sum(map(len, symbols))) / n_content
+    if chars is None:
+        chars = sum(map(len, words))
+    mean = (chars - sum(map(len, symbols))) / n_content
     if mean < q.min_mean_word_length:
         failed.append("gopher_word_length_low")
     if mean > q.max_mean_word_length:
@@ -274,7 +391,7 @@ def _gopher_quality(text: str, words: list[str], q: QualityConfig) -> list[str]:
     with_letter = n_words - len(others) + len(list(filter(_HAS_ALPHA, others)))
     if with_letter / n_words < q.min_alpha_word_ratio:
         failed.append("gopher_alpha_words")
-    if len(STOP_WORDS.intersection(words)) < q.min_stop_words:
+    if _stop_words_under(text, words, q.min_stop_words):
         failed.append("gopher_stop_words")
     return failed
 
@@ -287,14 +404,16 @@ def c4_lines(text: str, q: QualityConfig, enough: int | None = None) -> tuple[li
     failed: list[str] = []
     for raw in text.splitlines():
         line = raw.strip()
-        words = line.split()
-        if len(line) > q.c4_max_word_length and any(len(w) > q.c4_max_word_length for w in words):
+        if len(line) > q.c4_max_word_length and any(len(w) > q.c4_max_word_length for w in line.split()):
             continue
+        # Whether the line has `c4_min_words_per_line` words (before citations go): splitting at most
+        # that many times tells, without cutting the whole line into words.
+        few = len(line.split(None, max(q.c4_min_words_per_line - 1, 0))) < q.c4_min_words_per_line
         if "[" in line:
             line = _CITATION.sub("", line)
         if not line.endswith(_C4_END) or line.endswith("..."):
             continue
-        if len(words) < q.c4_min_words_per_line:
+        if few:
             continue
         low = line.lower()
         if "lorem ipsum" in low and "c4_lorem_ipsum" not in failed:
@@ -328,7 +447,7 @@ def _fineweb(text: str, q: QualityConfig) -> list[str]:
     # Every white-space token holds at least one word token, so the split count bounds the ratio
     # from above: the tokenizer runs only where the bound exceeds the limit.
     if breaks / max(len(text.split()), 1) > q.fineweb_max_list_ratio:
-        n_words = len(_TOKEN.findall(text))
+        n_words = len(tokens(text))
         if n_words and breaks / n_words > q.fineweb_max_list_ratio:
             failed.append("fineweb_list_ratio")
     return failed
@@ -340,13 +459,15 @@ def fast(text: str, q: QualityConfig) -> tuple[str, list[str]]:
         return text, ["empty"]
     failed: list[str] = []
     words: list[str] | None = None
+    grams: WordGrams | None = None
     for block in q.blocks:
         if block == "gopher_repetition":
             words = words if words is not None else tokens(text)
-            failed += _gopher_repetition(text, WordGrams(words), q)
+            grams = WordGrams(words)
+            failed += _gopher_repetition(text, grams, q)
         elif block == "gopher_quality":
             words = words if words is not None else tokens(text)
-            failed += _gopher_quality(text, words, q)
+            failed += _gopher_quality(text, words, q, int(grams.cum[-1]) if grams is not None else None)
         elif block == "c4":
             kept, sentences, page = c4_lines(text, q, enough=q.c4_min_sentences)
             failed += page

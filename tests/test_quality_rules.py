@@ -4,9 +4,13 @@ datatrove's definitions, and the same keep/drop as datatrove's filters on the cr
 from __future__ import annotations
 
 import random
+import re
+from collections import Counter
 from itertools import product
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from commonweights.config import QualityConfig
 from data_governance import quality
@@ -164,6 +168,112 @@ def test_ngram_statistics_equal_datatrove_definitions(seed):
         exact = g.find_all_duplicate(ws, n)
         assert grams.duplicated_chars(n) == exact, n
         assert grams.covered_by_repeats(5) >= exact  # the bound that lets most texts skip the scan
+
+
+# Plain definitions of the statistics, on tuples of words: what the hashed, vectorised ones must equal.
+def plain_top_chars(ws: list[str], n: int) -> int:
+    grams = [tuple(ws[i : i + n]) for i in range(len(ws) - n + 1)]
+    if not grams:
+        return 0
+    gram, count = Counter(grams).most_common(1)[0]  # first seen wins ties
+    return len(" ".join(gram)) * count
+
+
+def plain_duplicated_chars(ws: list[str], n: int) -> int:
+    seen: set[tuple[str, ...]] = set()
+    total = i = 0
+    while i <= len(ws) - n:
+        gram = tuple(ws[i : i + n])
+        if gram in seen:
+            total += sum(map(len, gram))
+            i += n
+        else:
+            seen.add(gram)
+            i += 1
+    return total
+
+
+# Few, short words of unequal lengths: n-grams repeat, overlap and tie; blocks repeat verbatim.
+SMALL_VOCAB = st.sampled_from(["a", "bb", "ccc", "a'b", "dd", "Ünï", "e"])
+REPETITIVE = st.lists(
+    st.tuples(st.lists(SMALL_VOCAB, min_size=1, max_size=30), st.integers(1, 4)), max_size=12
+).map(lambda blocks: [w for block, k in blocks for w in block * k])
+
+
+@settings(max_examples=300, deadline=None)
+@given(REPETITIVE)
+def test_ngram_statistics_equal_their_plain_definitions(ws):
+    grams = quality.WordGrams(ws)
+    size = max(sum(map(len, ws)), 1)
+    for n in (2, 3, 4):
+        assert grams.top_chars(n) == plain_top_chars(ws, n), n
+    bound = grams.covered_by_repeats(5)
+    for n in range(5, 11):
+        exact = plain_duplicated_chars(ws, n)
+        assert grams.duplicated_chars(n) == exact, n
+        assert bound >= grams.covered_by_repeat_runs(n, 5) >= grams.covered_by_repeats(n) >= exact, n
+        for limit in (0.0, 0.05, 0.1, 0.3, 0.6):
+            assert grams.duplicated_over(n, size, limit) == (exact / size > limit), (n, limit)
+    for limit in (0.0, 0.05, 0.1, 0.2, 0.4, 0.8):
+        fresh = quality.WordGrams(ws)  # the tests in order, as the block runs them: the bounds apply
+        for n in (2, 3, 4):
+            assert fresh.top_over(n, size, limit) == (plain_top_chars(ws, n) / size > limit), (n, limit)
+
+
+# The tokeniser's documented pattern, run over the whole text in one pass.
+PLAIN_TOKEN = re.compile(r"[^\W_]+(?:['’.,][^\W_]+)*|_+|\.{2,}|-{2,}|[^\w\s]")
+UNICODE_TEXT = st.text(st.characters(codec=None, exclude_categories=("Cs",)), max_size=300)
+MIXED_TEXT = st.lists(
+    st.sampled_from(["word", "Ünï", "3.5", "U.S", "don't", "l’été", "_", "__", "...", "--", "-", ".", ",",
+                     "#", "…", "•", "'", "’", "x1", "٣", "字", " ", "  ", "\n", "\t", "\u00a0", "\u2003",
+                     "\x1c", "\u0085", "\u200b", "\ufeff"]),
+    max_size=80,
+).map("".join)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(UNICODE_TEXT, MIXED_TEXT))
+def test_tokens_equal_one_regex_pass_on_any_text(text):
+    assert quality.tokens(text) == PLAIN_TOKEN.findall(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["the", "of", "and", "The", "to.", "(with", "that's", "have", "be", "x", "bathe", "into", "ofa"]
+        ),
+        max_size=12,
+    ),
+    st.lists(st.sampled_from([" ", "  ", "\n", "\t", ", "]), min_size=1),
+    st.integers(0, 4),
+)
+def test_stop_word_count_is_that_of_the_tokens(ws, seps, minimum):
+    text = "".join(w + seps[i % len(seps)] for i, w in enumerate(ws))
+    plain = len(quality.STOP_WORDS & set(PLAIN_TOKEN.findall(text)))
+    assert quality._stop_words_under(text, quality.tokens(text), minimum) == (plain < minimum)
+
+
+@settings(max_examples=200, deadline=None)
+@given(REPETITIVE, st.sampled_from([" ", "\n", ". ", ".\n", "\n\n"]))
+def test_repetitive_texts_get_the_statistics_of_their_tokens(ws, sep):
+    """The whole fast mode on repetitive text: the Gopher repetition block reports exactly the n-gram
+    rules whose plain statistic is over its limit, in the reference order."""
+    text = sep.join(ws)
+    if not text.strip():
+        return
+    q = only("gopher_repetition")
+    words = PLAIN_TOKEN.findall(text)
+    size = len(text)
+    expected = [
+        f"gopher_top_{n}_gram"
+        for n, limit in sorted(q.top_ngram_char_fractions.items())
+        if plain_top_chars(words, n) / size > limit
+    ]
+    expected += [f"gopher_dup_{n}_gram" for n, limit in sorted(q.duplicate_ngram_char_fractions.items())
+                 if plain_duplicated_chars(words, n) / size > limit]  # fmt: skip
+    got = [r for r in fails(text, q) if r.startswith(("gopher_top_", "gopher_dup_")) and "_gram" in r]
+    assert got == expected
 
 
 # ---------------------------------------------------------------- C4
