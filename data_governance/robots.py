@@ -290,27 +290,13 @@ class RobotsTxt:
     def verdict(self, url: str, agent: str, digit_tokens: bool = False) -> Verdict:
         """May `agent` fetch `url`? `digit_tokens`: see `Group.names` (off: RFC 9309 exactly)."""
         path = url_path(url)
-        matched, groups = self.applicable(agent, digit_tokens)
-        best: Rule | None = None
-        for g in groups:
-            for r in g.rules:
-                if r.kind == "content-usage" or not r.pattern or not matches(r.pattern, path):
-                    continue
-                if (
-                    best is None
-                    or len(r.pattern) > len(best.pattern)
-                    or (len(r.pattern) == len(best.pattern) and r.kind == "allow" and best.kind != "allow")
-                ):
-                    best = r
-        allowed = best is None or best.kind == "allow"
-        return Verdict(agent, path, allowed, matched, tuple(g.line for g in groups), best)
+        rules = self.rules_for(agent, digit_tokens)
+        best = rules.decide(path)
+        return Verdict(agent, path, best is None or best.kind == "allow", rules.matched, rules.groups, best)
 
     def content_usage(self, url: str, agent: str, digit_tokens: bool = False) -> Rule | None:
         """The aipref `Content-Usage` rule for `url` in the groups that apply to `agent` (longest path)."""
-        path = url_path(url)
-        _, groups = self.applicable(agent, digit_tokens)
-        found = [r for g in groups for r in g.rules if r.kind == "content-usage" and matches(r.pattern, path)]
-        return max(found, key=lambda r: len(r.pattern)) if found else None
+        return self.rules_for(agent, digit_tokens).usage_rule(url_path(url))
 
     def allowed(self, url: str, agent: str, digit_tokens: bool = False) -> bool:
         return self.verdict(url, agent, digit_tokens).allowed
@@ -361,9 +347,9 @@ class RobotsTxt:
 
 @dataclass(frozen=True)
 class AgentRules:
-    """The groups of a robots.txt that apply to one agent and their rules, in file order: the same
-    decisions as `RobotsTxt.verdict` and `RobotsTxt.content_usage`, without selecting the groups again
-    for every URL."""
+    """The groups of a robots.txt that apply to one agent and their rules, in file order. The one
+    place where RFC 9309's precedence is decided: `RobotsTxt.verdict` and `content_usage` use it, and
+    a worker that keeps it per (domain, agent) decides many URLs without selecting the groups again."""
 
     matched: str  # as Verdict.matched
     groups: tuple[int, ...]  # as Verdict.groups

@@ -4,10 +4,7 @@ duplicate n-gram scan, MinHash's minimum taken before the shift, and DOM collect
 
 from __future__ import annotations
 
-import base64
-import json
 import random
-from pathlib import Path
 
 import lxml.html
 import numpy as np
@@ -18,38 +15,12 @@ from hypothesis import strategies as st
 from commonweights.config import GovernanceConfig
 from data_governance import dedup, pii, quality, signals
 from data_governance.licence import find_licences
-from data_governance.robots import DIGIT_TOKENS, RobotsRule, RobotsTxt, Snapshot, url_path
+from data_governance.robots import DIGIT_TOKENS, RobotsRule, RobotsTxt, Snapshot
 
-CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "robots"
 AGENTS = GovernanceConfig().agents
 
 
-def _google_vectors() -> list[dict]:
-    path = CONFORMANCE / "google_spec_vectors.jsonl"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent: the conformance data lives in ../shared/conformance (see its README)")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 # ---------------------------------------------------------------- robots
-
-
-def test_rules_selected_once_decide_as_the_matcher_on_the_conformance_vectors():
-    rows = _google_vectors()
-    compared = 0
-    for r in rows:
-        robots = RobotsTxt.parse(base64.b64decode(r["robotstxt_b64"]))
-        path = url_path(r["url"])
-        for agent in (r["user_agent"], *AGENTS):
-            for digits in (False, True):
-                v = robots.verdict(r["url"], agent, digits)
-                rules = robots.rules_for(agent, digits)
-                rule = rules.decide(path)
-                assert (rules.matched, rules.groups, rule) == (v.matched, v.groups, v.rule), r["url"]
-                assert (rule is None or rule.kind == "allow") == v.allowed
-                assert rules.usage_rule(path) == robots.content_usage(r["url"], agent, digits)
-                compared += 1
-    assert compared == len(rows) * (1 + len(AGENTS)) * 2
 
 
 def test_cached_robots_evidence_equals_per_agent_verdicts():
