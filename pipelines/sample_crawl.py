@@ -204,6 +204,23 @@ class SampleCrawl:
     summary: dict[str, Any]
 
 
+def licence_marks(site: Site, marks: Marks) -> Marks:
+    """`marks` plus the site's licence where its role puts it: a `<link rel=license>` in the head, or
+    a footer sentence naming the licence."""
+    if site.licence is None:
+        return marks
+    spdx, href, where = site.licence
+    if where == "link_rel":
+        return replace(marks, head=marks.head + (f'<link rel="license" href="{href}">',))
+    return replace(
+        marks,
+        footer=(
+            f'<p class="licence">Text on this site is available under '
+            f'<a href="{href}">{LICENCE_LABELS[spdx]}</a>.</p>'
+        ),
+    )
+
+
 def robots_reasons(denied: frozenset[str]) -> list[str]:
     """Reason codes for the agents a robots.txt denies, in the policy's agent order."""
     return [f"robots:{a}" for a in APERTUS_AGENTS if a in denied]
@@ -432,18 +449,7 @@ class Planner:
         """An article page on `site`; a licensed site puts its licence where its role says."""
         writer = Writer(topic or site.topic, self.rng)
         art = article or writer.article(page_length(self.rng))
-        if site.licence is not None:
-            spdx, href, where = site.licence
-            if where == "link_rel":
-                marks = replace(marks, head=marks.head + (f'<link rel="license" href="{href}">',))
-            else:
-                marks = replace(
-                    marks,
-                    footer=(
-                        f'<p class="licence">Text on this site is available under '
-                        f'<a href="{href}">{LICENCE_LABELS[spdx]}</a>.</p>'
-                    ),
-                )
+        marks = licence_marks(site, marks)
         if marks.figure is None and self.rng.random() < 0.3:
             marks = replace(
                 marks,
@@ -1217,18 +1223,7 @@ def render_scale_page(
     a cookie banner, a mega-menu, related-article teasers, share bars and footer link columns."""
     writer = Writer(site.topic, planner.rng)
     head, above = _scale_chrome(planner, site, writer, url_path)
-    if site.licence is not None:
-        spdx, href, where = site.licence
-        if where == "link_rel":
-            marks = replace(marks, head=marks.head + (f'<link rel="license" href="{href}">',))
-        else:
-            marks = replace(
-                marks,
-                footer=(
-                    f'<p class="licence">Text on this site is available under '
-                    f'<a href="{href}">{LICENCE_LABELS[spdx]}</a>.</p>'
-                ),
-            )
+    marks = licence_marks(site, marks)
     marks = replace(marks, head=marks.head + tuple(h.strip() for h in head))
     paragraphs = list(article.paragraphs)
     while True:
