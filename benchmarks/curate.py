@@ -345,7 +345,7 @@ def child_stages(files: list[Path], work: Path, args: list[str]) -> dict[str, An
     wrapped = instrument(clock, assessor)
     names = source_names(files)
     rows: list[dict[str, Any]] = []
-    lines: list[str] = []
+    lines: list[bytes] = []
     docs = 0
     t = _now()
     for f in files:
@@ -362,13 +362,13 @@ def child_stages(files: list[Path], work: Path, args: list[str]) -> dict[str, An
                 rows.append(a.row)
                 if a.text is not None:
                     with clock.stage("minhash"):
-                        list(curate._bucket_keys(a))
+                        curate.dedup_keys(a.row, a.text)
                     with clock.stage("documents_write"):
-                        lines.append(curate._corpus_line(a))
-    with clock.stage("manifest_write"):
-        (work / "manifest.parquet").write_bytes(curate._encode_manifest(rows))
+                        lines.append(curate.corpus_line(a.row, a.text))
+    with clock.stage("manifest_write"), (work / "manifest.parquet").open("wb") as out:
+        curate._encode_manifest(rows, out)
     with clock.stage("documents_write"):
-        (work / "documents.jsonl").write_bytes(curate._encode_lines(lines))
+        (work / "documents.jsonl").write_bytes(b"".join(lines))
     return {
         **_since(t),
         "docs": docs,

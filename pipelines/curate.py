@@ -22,7 +22,7 @@ import shutil
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from pipelines.options import pipeline_options
 log = logging.getLogger(__name__)
 
 DOC_RECORD_TYPES = ("response", "resource", "conversion")
+SPILL = "spill"  # curate.tmp/spill/: candidates' corpus lines between extraction and the writers
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet", ".wet.gz")
 _HTTP = StatusAndHeadersParser(["HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0"], verify=False)
 
@@ -340,33 +341,96 @@ class Decontaminate(beam.DoFn):
         yield Assessed(row, None, a.extra)
 
 
+# ---------------------------------------------------------------- spilling the text
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A document on its way through deduplication, without its text: a manifest row, where its corpus
+    line waits (`line`: spill file, offset, length; None once it cannot be kept) and its dedup keys.
+
+    Text never crosses a shuffle: it is written once, where it was extracted, and read back once, by the
+    writer of its part. Shuffles carry ~0.5 KB per document whatever the page size, which bounds the
+    runner's memory per document and keeps the driver of a multi-process run from shuffling text."""
+
+    row: dict[str, Any]
+    line: tuple[str, int, int] | None = None
+    keys: tuple[str, ...] = ()
+
+
+def dedup_keys(row: dict[str, Any], text: str) -> tuple[str, ...]:
+    """The buckets a candidate falls into: its exact text hash and its MinHash bands."""
+    return ("exact:" + row["text_sha256"], *dedup.band_keys(dedup.signature(text)))
+
+
+def corpus_line(row: dict[str, Any], text: str) -> bytes:
+    """One line of the kept documents' JSONL."""
+    doc = {"doc_id": row["doc_id"], "url": row["url"], "domain": row["domain"], "licence": row["licence"]}
+    return (json.dumps({**doc, "text": text}, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+class SpillText(beam.DoFn):
+    """Assessed → Decided: a candidate's corpus line goes to this bundle's spill file in `folder`.
+
+    Every bundle writes its own file under a fresh name, so a retried bundle never overwrites lines that
+    a committed one points at; a downstream step reads a file only after the bundle that wrote it has
+    finished (it sits behind a shuffle). The folder is removed once the outputs are written."""
+
+    def __init__(self, folder: str, dedup_enabled: bool):
+        self.folder = folder
+        self.dedup_enabled = dedup_enabled
+        self.out: Any = None
+        self.path = ""
+        self.offset = 0
+
+    def start_bundle(self) -> None:
+        self.out = None
+
+    def process(self, a: Assessed) -> Iterator[Decided]:
+        if a.text is None:
+            yield Decided(a.row)
+            return
+        if self.out is None:
+            self.path = FileSystems.join(self.folder, f"{uuid.uuid4().hex}.jsonl")
+            self.out = FileSystems.create(self.path, compression_type=CompressionTypes.UNCOMPRESSED)
+            self.offset = 0
+        data = corpus_line(a.row, a.text)
+        self.out.write(data)
+        line = (self.path, self.offset, len(data))
+        self.offset += len(data)
+        yield Decided(a.row, line, dedup_keys(a.row, a.text) if self.dedup_enabled else ())
+
+    def finish_bundle(self) -> None:
+        if self.out is not None:
+            self.out.close()
+            self.out = None
+
+
 # ---------------------------------------------------------------- dedup
 
 
-def _split_repeated_captures(kv: tuple[str, Iterable[Assessed]]) -> Iterator[Assessed]:
+def _split_repeated_captures(kv: tuple[str, Iterable[Decided]]) -> Iterator[Decided]:
     """The same capture (URI, date, payload) read twice is one document: the first by source position
     keeps the id, each repeat gets an id from its own position and points at the first.
 
     Elements are never changed in place (a runner may hand the same object to several steps):
     changes are made on copies."""
     doc, group = kv
-    items = sorted(group, key=lambda a: (a.row["source_file"], a.row["source_offset"]))
+    items = sorted(group, key=lambda d: (d.row["source_file"], d.row["source_offset"]))
     yield items[0]
-    for a in items[1:]:
+    for d in items[1:]:
         row = {
-            **a.row,
-            "doc_id": ids.malformed_id(a.row["source_file"], a.row["source_offset"]),
-            "reasons": [*a.row["reasons"], reasons.duplicate_of(doc)],
-            "decision": "dropped" if a.row["decision"] != "quarantined" else "quarantined",
+            **d.row,
+            "doc_id": ids.malformed_id(d.row["source_file"], d.row["source_offset"]),
+            "reasons": [*d.row["reasons"], reasons.duplicate_of(doc)],
+            "decision": "dropped" if d.row["decision"] != "quarantined" else "quarantined",
         }
-        yield Assessed(row, None, a.extra)
+        yield Decided(row)
 
 
-def _bucket_keys(a: Assessed) -> Iterator[tuple[str, str]]:
-    assert a.text is not None
-    doc = a.row["doc_id"]
-    yield "exact:" + a.row["text_sha256"], doc
-    for key in dedup.band_keys(dedup.signature(a.text)):
+def _bucket_keys(d: Decided) -> Iterator[tuple[str, str]]:
+    doc = d.row["doc_id"]
+    for key in d.keys:
         yield key, doc
 
 
@@ -376,28 +440,30 @@ def _link(kv: tuple[str, Iterable[str]]) -> Iterator[tuple[str, str]]:
         yield members[0], other
 
 
-def _mark(kv: tuple[str, dict[str, list[Any]]]) -> Iterator[Assessed]:
+def _mark(kv: tuple[str, dict[str, list[Any]]]) -> Iterator[Decided]:
     _, joined = kv
     rep = joined["rep"][0] if joined["rep"] else None
-    for a in joined["doc"]:
+    for d in joined["doc"]:
         if rep is None:
-            yield a
+            yield d
             continue
-        row = {**a.row, "reasons": [*a.row["reasons"], reasons.duplicate_of(rep)], "decision": "dropped"}
-        yield Assessed(row, None, a.extra)
+        row = {**d.row, "reasons": [*d.row["reasons"], reasons.duplicate_of(rep)], "decision": "dropped"}
+        yield Decided(row)
 
 
 class DropDuplicates(beam.PTransform):
-    """Exact and near-duplicate removal whose result does not depend on how the work was split."""
+    """Exact and near-duplicate removal whose result does not depend on how the work was split.
+
+    Works on `Decided` elements: their keys (`dedup_keys`) stand for the text."""
 
     def __init__(self, enabled: bool):
         super().__init__()
         self.enabled = enabled
 
-    def expand(self, assessed: beam.PCollection) -> beam.PCollection:
+    def expand(self, decided: beam.PCollection) -> beam.PCollection:
         unique = (
-            assessed
-            | "KeyByDocId" >> beam.Map(lambda a: (a.row["doc_id"], a))
+            decided
+            | "KeyByDocId" >> beam.Map(lambda d: (d.row["doc_id"], d))
             | "GroupSameCapture" >> beam.GroupByKey()
             | "SplitRepeatedCaptures" >> beam.FlatMap(_split_repeated_captures)
         )
@@ -405,7 +471,7 @@ class DropDuplicates(beam.PTransform):
             return unique
         reps = (
             unique
-            | "SelectCandidates" >> beam.Filter(lambda a: a.text is not None)
+            | "SelectCandidates" >> beam.Filter(lambda d: d.line is not None)
             | "ComputeBuckets" >> beam.FlatMap(_bucket_keys)
             | "GroupBuckets" >> beam.GroupByKey()
             | "LinkBucketMembers" >> beam.FlatMap(_link)
@@ -415,7 +481,7 @@ class DropDuplicates(beam.PTransform):
             | "GroupEdges" >> beam.GroupByKey()
             | "FindComponents" >> beam.FlatMap(lambda kv: dedup.components(list(kv[1])).items())
         )
-        docs = unique | "KeyDocs" >> beam.Map(lambda a: (a.row["doc_id"], a))
+        docs = unique | "KeyDocs" >> beam.Map(lambda d: (d.row["doc_id"], d))
         return (
             {"doc": docs, "rep": reps}
             | "JoinRepresentatives" >> beam.CoGroupByKey()
@@ -424,20 +490,6 @@ class DropDuplicates(beam.PTransform):
 
 
 # ---------------------------------------------------------------- outputs
-
-
-def _corpus_line(a: Assessed) -> str:
-    r = a.row
-    return json.dumps(
-        {
-            "doc_id": r["doc_id"],
-            "url": r["url"],
-            "domain": r["domain"],
-            "licence": r["licence"],
-            "text": a.text,
-        },
-        ensure_ascii=False,
-    )
 
 
 def shard_of(doc_id: str, shards: int) -> int:
@@ -449,11 +501,14 @@ def part_name(shard: int, shards: int, suffix: str) -> str:
     return f"part-{shard:05d}-of-{shards:05d}{suffix}"
 
 
+Encode = Callable[[list[Any], Any], None]
+
+
 class _WriteShard(beam.DoFn):
-    """(shard, {"items": [...], "shard": [...]}) → one part file, rows sorted by doc_id, written to a
+    """(shard, {"items": [...], "shard": [...]}) → one part file, items sorted by doc_id, written to a
     temporary name and renamed into place (a retried bundle rewrites the same bytes)."""
 
-    def __init__(self, folder: str, shards: int, suffix: str, encode: Callable[[list[Any]], bytes]):
+    def __init__(self, folder: str, shards: int, suffix: str, encode: Encode):
         self.folder = folder
         self.shards = shards
         self.suffix = suffix
@@ -462,25 +517,42 @@ class _WriteShard(beam.DoFn):
     def process(self, element: tuple[int, dict[str, Iterable[Any]]]) -> Iterator[str]:
         shard, joined = element
         items = sorted(joined["items"], key=lambda kv: kv[0])
-        data = self.encode([item for _, item in items])
         final = FileSystems.join(self.folder, part_name(shard, self.shards, self.suffix))
         tmp = f"{final}.{uuid.uuid4().hex}.tmp"
         with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            fh.write(data)
+            self.encode([item for _, item in items], fh)
         if FileSystems.exists(final):
             FileSystems.delete([final])
         FileSystems.rename([tmp], [final])
         yield final
 
 
-def _encode_manifest(rows: list[dict[str, Any]]) -> bytes:
+def _encode_manifest(rows: list[dict[str, Any]], out: Any) -> None:
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, schema=manifest.SCHEMA), buf)
-    return buf.getvalue()
+    out.write(buf.getvalue())
 
 
-def _encode_lines(lines: list[str]) -> bytes:
-    return "".join(line + "\n" for line in lines).encode("utf-8")
+def _copy_lines(lines: list[tuple[str, int, int]], out: Any) -> None:
+    """Copies spilled corpus lines into the part in the given order, one spill file open at a time
+    (lines of a file are read in offset order when they follow each other)."""
+    src: Any = None
+    opened = ""
+    try:
+        for path, offset, length in lines:
+            if path != opened:
+                if src is not None:
+                    src.close()
+                src = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+                opened = path
+            src.seek(offset)
+            data = src.read(length)
+            if len(data) != length:
+                raise StageError(f"{path}: spilled line at {offset} is short ({len(data)} of {length} bytes)")
+            out.write(data)
+    finally:
+        if src is not None:
+            src.close()
 
 
 class WriteShards(beam.PTransform):
@@ -491,7 +563,7 @@ class WriteShards(beam.PTransform):
     finalizer disagree on that folder and rows are lost. This sink needs no side input: documents are
     keyed by shard, joined with the list of shards, and each part is written by one element."""
 
-    def __init__(self, folder: str, shards: int, suffix: str, encode: Callable[[list[Any]], bytes]):
+    def __init__(self, folder: str, shards: int, suffix: str, encode: Encode):
         super().__init__()
         self.folder, self.shards, self.suffix, self.encode = folder, shards, suffix, encode
 
@@ -510,24 +582,26 @@ def build(p: beam.Pipeline, cfg: RunConfig, files: list[Path], robots: Path, out
     names = source_names(files)
     takedowns = str(cfg.data.takedowns) if cfg.data.takedowns else None
     shards = cfg.curate.shards
+    dedup_on = cfg.governance.dedup_exact
     rows = (
         p
         | "ListWarcFiles" >> beam.Create([(str(f), names[f]) for f in files])
         | "ReadWarcRecords" >> beam.ParDo(ReadWarcRecords())
         | "ApplyGovernancePolicy" >> beam.ParDo(ApplyGovernancePolicy(cfg, str(robots), takedowns))
         | "Decontaminate" >> beam.ParDo(Decontaminate(cfg.governance))
-        | "DropDuplicates" >> DropDuplicates(cfg.governance.dedup_exact)
+        | "SpillText" >> beam.ParDo(SpillText(str(out / SPILL), dedup_on))
+        | "DropDuplicates" >> DropDuplicates(dedup_on)
     )
     written_manifest = (
         rows
-        | "ToManifestRows" >> beam.Map(lambda a: (a.row["doc_id"], a.row))
+        | "ToManifestRows" >> beam.Map(lambda d: (d.row["doc_id"], d.row))
         | "WriteManifest" >> WriteShards(str(out / "manifest"), shards, ".parquet", _encode_manifest)
     )
     written_corpus = (
         rows
-        | "SelectKept" >> beam.Filter(lambda a: a.row["decision"] == "kept")
-        | "ToCorpusLines" >> beam.Map(lambda a: (a.row["doc_id"], _corpus_line(a)))
-        | "WriteCorpus" >> WriteShards(str(out / "documents"), shards, ".jsonl", _encode_lines)
+        | "SelectKept" >> beam.Filter(lambda d: d.row["decision"] == "kept")
+        | "ToCorpusLines" >> beam.Map(lambda d: (d.row["doc_id"], d.line))
+        | "WriteCorpus" >> WriteShards(str(out / "documents"), shards, ".jsonl", _copy_lines)
     )
     # One terminal step that depends on both outputs: DaskRunner computes only the last step's graph.
     _ = (written_manifest, written_corpus) | "CollectWrittenFiles" >> beam.Flatten()
@@ -586,7 +660,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     # A run killed mid-way leaves only curate.tmp/ behind (and, at worst, curate.old/): a restart
     # starts over from the inputs, so its manifest is that of an uninterrupted run.
     shutil.rmtree(tmp, ignore_errors=True)
-    for sub in ("manifest", "documents"):
+    for sub in ("manifest", "documents", SPILL):
         (tmp / sub).mkdir(parents=True)
     p = beam.Pipeline(options=pipeline_options(cfg.curate))
     build(p, cfg, files, robots, tmp)
@@ -597,6 +671,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
         client = getattr(result, "client", None)  # DaskRunner's dask.distributed client
         if client is not None:
             client.close()
+    shutil.rmtree(tmp / SPILL)  # every kept line has been copied into its part
     read = _counter(result, "records_read")
     rows = read_manifest(tmp / "manifest")
     if read is not None and len(rows) != read:

@@ -11,8 +11,7 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from data_governance.assess import Assessed
-from pipelines.curate import DropDuplicates, read_records
+from pipelines.curate import Decided, DropDuplicates, dedup_keys, read_records
 
 HTML = b"<html><body><p>Hello harbour.</p></body></html>"
 
@@ -70,7 +69,7 @@ def test_short_block_is_truncated_not_silently_short():
     assert len(recs) == 1 and recs[0].error in {"truncated", "corrupt_gzip"}
 
 
-def _cand(doc: str, text: str) -> Assessed:
+def _cand(doc: str, text: str) -> Decided:
     import hashlib
 
     row = {
@@ -81,7 +80,8 @@ def _cand(doc: str, text: str) -> Assessed:
         "decision": "kept",
         "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
     }
-    return Assessed(row, text)
+    # (the spilled line is never read here: dedup decides from the keys)
+    return Decided(row, ("spill", 0, len(text)), dedup_keys(row, text))
 
 
 # A page-length text (300 distinct words) with one word changed: Jaccard of 5-grams ≈ 0.97.
