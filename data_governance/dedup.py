@@ -17,6 +17,12 @@ of their shingle sets, so two documents share at least one of the 14 band keys w
 1 − (1 − J^8)^14: ≈ 0.92 at J = 0.8, ≈ 0.56 at J = 0.7, ≈ 0.05 at J = 0.5 (FineWeb's choice: pairs
 above ~0.75 are found). Texts of fewer than 5 words are one shingle (the whole text).
 
+Where `data_governance._speedups` is built (`pip install -e .` compiles `_speedups.c`), steps 1-4 run
+in C with bitwise the same result: `text_crc32` cuts the words of the lower-cased text as step 1 does
+and hashes them without making them, `minhash` does the rest. The numpy code here stays the reference
+the tests hold it to, and the fallback where the extension is not importable (`COMPILED` says which
+runs; nothing is logged per document).
+
 The result never depends on how work was split: documents that share a bucket are linked, linked
 documents form components, and every component keeps its smallest doc_id.
 """
@@ -30,6 +36,12 @@ from itertools import repeat
 
 import numpy as np
 
+try:
+    import data_governance._speedups as _speedups
+except ImportError:  # not built (no C compiler at install): the numpy reference serves, slower
+    _speedups = None  # type: ignore[assignment]
+COMPILED = _speedups is not None
+
 NGRAM = 5
 BANDS = 14
 ROWS = 8
@@ -39,6 +51,7 @@ _B = _rng.integers(0, 1 << 63, size=BANDS * ROWS, dtype=np.uint64)
 _POLY = np.uint64(0x100000001B3)  # FNV-1a 64-bit prime: the n-gram polynomial's base
 # Stripped from both ends of a token: ASCII punctuation and the common typographic marks.
 _PUNCT = string.punctuation + "«»“”‘’„‚–—…·•"
+_POLY_INT = int(_POLY)
 _EMPTY = np.full(BANDS * ROWS, np.iinfo(np.uint32).max, dtype=np.uint64)
 
 
@@ -79,6 +92,16 @@ def shingle_hashes(text: str) -> np.ndarray:
 
 def signature(text: str) -> np.ndarray:
     """BANDS × ROWS MinHash values (uint64 holding 32-bit values) of the text's shingle set."""
+    if _speedups is not None:
+        out = np.empty(BANDS * ROWS, np.uint64)
+        # word_hashes(words(text)), the words cut and hashed in C without making them
+        _speedups.minhash(_speedups.text_crc32(text.lower(), _PUNCT), _A, _B, out, NGRAM, _POLY_INT)
+        return out
+    return signature_reference(text)
+
+
+def signature_reference(text: str) -> np.ndarray:
+    """`signature` by numpy alone: the reference of the compiled one, and its fallback."""
     x = _shingles(text)  # a repeated shingle cannot change a minimum: no need to remove repeats
     if len(x) == 0:
         return _EMPTY.copy()
@@ -94,8 +117,10 @@ def jaccard_estimate(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def band_keys(sig: np.ndarray) -> list[str]:
+    raw = sig.tobytes()  # one copy, cut per band (the bytes of sig[b * ROWS : (b + 1) * ROWS])
+    step = ROWS * sig.itemsize
     return [
-        f"b{b}:" + hashlib.blake2b(sig[b * ROWS : (b + 1) * ROWS].tobytes(), digest_size=12).hexdigest()
+        f"b{b}:" + hashlib.blake2b(raw[b * step : (b + 1) * step], digest_size=12).hexdigest()
         for b in range(BANDS)
     ]
 

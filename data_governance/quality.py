@@ -10,8 +10,8 @@ on so few words). Codes are `quality:<block>_<rule>` (docs/manifest.md). Semanti
 those of the published definitions as datatrove implements them (its punctuation and terminal
 punctuation sets are imported, not copied):
 
-- Words: one regex (`tokens`, run only on white-space chunks that are not all letters and digits)
-  instead of spaCy's English tokenizer: runs of letters/digits
+- Words: one regex (`tokens`: compiled, or in Python run only on white-space chunks that are not all
+  letters and digits) instead of spaCy's English tokenizer: runs of letters/digits
   (with inner apostrophes, periods and commas of numbers, e.g. "3.5", "U.S"), and each punctuation
   mark on its own except runs of periods or hyphens ("...", "--"). spaCy additionally splits clitics
   ("don't" → "do", "n't") and a few abbreviations differently, which shifts word counts slightly;
@@ -44,6 +44,14 @@ punctuation sets are imported, not copied):
   characters of duplicate lines over all non-newline characters ≤ 0.01, line breaks per word ≤ 0.3
   (words are counted only where the white-space count, a lower bound, leaves the ratio over 0.3).
 
+Compiled helpers: where `data_governance._speedups` is built (`pip install -e .` builds it from
+`_speedups.c`), the tokenizer and the n-gram statistics of the Gopher repetition block run in C
+(`tokens`, `CompiledGrams`): the same tokens as the pattern, the same hashes of the same word ids,
+the same tie-breaking and scan, hence the same numbers as the Python and numpy implementations
+(`tokens_reference`, `WordGrams`), hash collisions included. Those stay the reference the tests hold
+the C code to, and the fallback where the extension is not importable (`COMPILED` says which one
+runs; nothing is logged per document).
+
 `datatrove` (reference): datatrove's own blocks in FineWeb's order, with their published defaults:
 GopherRepetitionFilter → GopherQualityFilter → C4QualityFilter → FineWebQualityFilter. As in
 datatrove, the first failing block decides and C4's line filter rewrites the text it keeps (the kept
@@ -64,6 +72,12 @@ import numpy as np
 from datatrove.utils.text import PUNCTUATION_SET, TERMINAL_PUNCTUATION
 
 from commonweights.config import QualityConfig, QualityMode
+
+try:
+    import data_governance._speedups as _speedups
+except ImportError:  # not built (no C compiler at install): the numpy reference serves, slower
+    _speedups = None  # type: ignore[assignment]
+COMPILED = _speedups is not None
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 
@@ -88,12 +102,18 @@ _ROLL = np.uint64(0xBF58476D1CE4E5B9)
 
 
 def tokens(text: str) -> list[str]:
-    """Words and punctuation marks, in order (our stand-in for spaCy's English tokenizer).
+    """Words and punctuation marks, in order (our stand-in for spaCy's English tokenizer): the same
+    list as `_TOKEN.findall(text)`, by the compiled scanner where built, else `tokens_reference`."""
+    if _speedups is not None:
+        return _speedups.tokens(text)
+    return tokens_reference(text)
 
-    The same list as `_TOKEN.findall(text)`, found chunk by chunk between white space (no token
-    holds white space, `\\s` and `str.split` agree on what it is, and the pattern looks neither
-    behind nor ahead); a chunk of letters and digits only (`str.isalnum`: the regex's `[^\\W_]`) is
-    one token without running the regex."""
+
+def tokens_reference(text: str) -> list[str]:
+    """`tokens` in Python: the same list as `_TOKEN.findall(text)`, found chunk by chunk between
+    white space (no token holds white space, `\\s` and `str.split` agree on what it is, and the
+    pattern looks neither behind nor ahead); a chunk of letters and digits only (`str.isalnum`: the
+    regex's `[^\\W_]`) is one token without running the regex."""
     out: list[str] = []
     keep = out.append
     for chunk in text.split():
@@ -139,6 +159,11 @@ class WordGrams:
         self._tops: dict[int, tuple[int, int]] = {}
         self._cum_list: list[int] | None = None
         self._run_lists: dict[int, list[tuple[int, int]]] = {}
+
+    @property
+    def total_chars(self) -> int:
+        """Characters of all the words, without separators."""
+        return int(self.cum[-1])
 
     def hashes(self, n: int) -> np.ndarray:
         if n not in self._hashes:
@@ -273,10 +298,12 @@ class WordGrams:
         counts it and jumps n words; otherwise remembers the n-gram and moves one word."""
         return self._scan(n)
 
-    def duplicated_over(self, n: int, size: int, limit: float) -> bool:
+    def duplicated_over(self, n: int, size: int, limit: float, base: int | None = None) -> bool:
         """`duplicated_chars(n) / size > limit`, deciding as early as possible: not at all where the
-        bound `covered_by_repeats(n)` stays within the limit, and the scan stops once its running
-        count (which only grows) is over it."""
+        bound `covered_by_repeat_runs(n, base)` (with a `base` <= n) or `covered_by_repeats(n)` stays
+        within the limit, and the scan stops once its running count (which only grows) is over it."""
+        if base is not None and self.covered_by_repeat_runs(n, base) / size <= limit:
+            return False
         if self.covered_by_repeats(n) / size <= limit:
             return False
         return self._scan(n, size, limit) / size > limit
@@ -315,7 +342,56 @@ class WordGrams:
         return total
 
 
-def _gopher_repetition(text: str, grams: WordGrams, q: QualityConfig) -> list[str]:
+class CompiledGrams:
+    """`WordGrams`' statistics computed by the compiled helpers (`_speedups`): the same word ids
+    (Python's hash, as uint64) and lengths, the same n-gram hashes, hence the same numbers. Each
+    statistic is one pass over the words with a hash table, so the only bounds kept are those that
+    save a pass: a top n-gram is counted only where the top (n-1)-gram's count times the longest
+    n-gram could exceed its limit, and the greedy scan stops as soon as its count is over the limit
+    (the caller skips it where `covered_by_repeats` of the smallest n stays within the limit)."""
+
+    def __init__(self, words: list[str]) -> None:
+        assert _speedups is not None, "data_governance._speedups is not built"
+        self.words = words
+        self.ids, self.lengths, self.total_chars = _speedups.word_ids(words)  # (chars: no separators)
+        self._tops: dict[int, tuple[int, int]] = {}
+
+    def top_chars(self, n: int) -> int:
+        """As `WordGrams.top_chars`."""
+        return self._top(n)[0]
+
+    def _top(self, n: int) -> tuple[int, int]:
+        if n not in self._tops:
+            self._tops[n] = _speedups.top_ngram(self.ids, self.lengths, n)
+        return self._tops[n]
+
+    def top_over(self, n: int, size: int, limit: float) -> bool:
+        """As `WordGrams.top_over`."""
+        if n - 1 in self._tops and len(self.words) >= n:
+            longest = _speedups.longest_ngram(self.lengths, n) + n - 1
+            if self._tops[n - 1][1] * longest / size <= limit:
+                return False
+        return self._top(n)[0] / size > limit
+
+    def covered_by_repeats(self, n: int) -> int:
+        """As `WordGrams.covered_by_repeats`."""
+        return _speedups.repeat_cover(self.ids, self.lengths, n)
+
+    def duplicated_chars(self, n: int) -> int:
+        """As `WordGrams.duplicated_chars`."""
+        return _speedups.duplicated_chars(self.ids, self.lengths, n)
+
+    def duplicated_over(self, n: int, size: int, limit: float, base: int | None = None) -> bool:
+        """`duplicated_chars(n) / size > limit`; the scan stops once its count is over the limit
+        (`base` is accepted for `WordGrams`' signature: a bound from it would cost a pass too)."""
+        return _speedups.duplicated_chars(self.ids, self.lengths, n, size, limit) / size > limit
+
+
+# The n-gram statistics the fast mode uses: compiled where built, else the numpy reference.
+Grams: type[WordGrams] | type[CompiledGrams] = CompiledGrams if COMPILED else WordGrams
+
+
+def _gopher_repetition(text: str, grams: WordGrams | CompiledGrams, q: QualityConfig) -> list[str]:
     failed: list[str] = []
     size = len(text)
     # Without a blank line (extracted text has none) both splits are plain ones.
@@ -338,16 +414,12 @@ def _gopher_repetition(text: str, grams: WordGrams, q: QualityConfig) -> list[st
     dup_limits = sorted(q.duplicate_ngram_char_fractions.items())
     if dup_limits:
         # The exact greedy count runs only where the cheap bounds could exceed the limit: the words
-        # covered by a repeated n-gram of the smallest n, then by windows of n words made of repeated
-        # smallest-n-grams (both from one sort of the smallest n's hashes).
+        # covered by a repeated n-gram of the smallest n, then (numpy) by windows of n words made of
+        # repeated smallest-n-grams (both from one sort of the smallest n's hashes).
         base = dup_limits[0][0]
         bound = grams.covered_by_repeats(base) / size
         for n, limit in dup_limits:
-            if (
-                bound > limit
-                and grams.covered_by_repeat_runs(n, base) / size > limit
-                and grams.duplicated_over(n, size, limit)
-            ):
+            if bound > limit and grams.duplicated_over(n, size, limit, base):
                 failed.append(f"gopher_dup_{n}_gram")
     return failed
 
@@ -446,7 +518,8 @@ def _fineweb(text: str, q: QualityConfig) -> list[str]:
     breaks = text.count("\n")
     # Every white-space token holds at least one word token, so the split count bounds the ratio
     # from above: the tokenizer runs only where the bound exceeds the limit.
-    if breaks / max(len(text.split()), 1) > q.fineweb_max_list_ratio:
+    chunks = _speedups.count_chunks(text) if _speedups is not None else len(text.split())
+    if breaks / max(chunks, 1) > q.fineweb_max_list_ratio:
         n_words = len(tokens(text))
         if n_words and breaks / n_words > q.fineweb_max_list_ratio:
             failed.append("fineweb_list_ratio")
@@ -459,15 +532,15 @@ def fast(text: str, q: QualityConfig) -> tuple[str, list[str]]:
         return text, ["empty"]
     failed: list[str] = []
     words: list[str] | None = None
-    grams: WordGrams | None = None
+    grams: WordGrams | CompiledGrams | None = None
     for block in q.blocks:
         if block == "gopher_repetition":
             words = words if words is not None else tokens(text)
-            grams = WordGrams(words)
+            grams = Grams(words)
             failed += _gopher_repetition(text, grams, q)
         elif block == "gopher_quality":
             words = words if words is not None else tokens(text)
-            failed += _gopher_quality(text, words, q, int(grams.cum[-1]) if grams is not None else None)
+            failed += _gopher_quality(text, words, q, grams.total_chars if grams is not None else None)
         elif block == "c4":
             kept, sentences, page = c4_lines(text, q, enough=q.c4_min_sentences)
             failed += page

@@ -1,0 +1,852 @@
+/* Compiled inner loops of the fast curation path (data_governance.quality and data_governance.dedup).
+
+   Each function computes, from the arrays the Python code builds, exactly what its numpy reference
+   computes: the same 64-bit hashes, the same tie-breaking, the same early exits. The numpy code stays
+   the reference (the tests compare the two) and the fallback where this module is not built.
+
+   Word n-gram hashes (quality.WordGrams): h1[i] = (ids[i] + 1) * MIX and, for n > 1,
+   h_n[i] = h_{n-1}[i] * ROLL + h1[i + n - 1] (mod 2^64). Two n-grams are "the same" when their
+   hashes are equal, as in the numpy code, so even a hash collision gives the same answer on both.
+
+   MinHash (dedup.signature): word 5-gram g[i] = polynomial in POLY over the words' CRC-32s, plus the
+   number of words, through splitmix64's finaliser; signature value k = (min over shingles of
+   a_k * g + b_k mod 2^64) >> 32.
+
+   Hash tables are per call, open addressing with linear probing, in a grow-only scratch area that is
+   never cleared: a slot belongs to the current call only if it carries the call's stamp. The GIL is
+   held for the whole of every function and no Python code runs while a table is in use, so one
+   scratch area serves all calls. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define NGRAM_MIX 0x9E3779B97F4A7C15ULL  /* quality._MIX */
+#define NGRAM_ROLL 0xBF58476D1CE4E5B9ULL /* quality._ROLL */
+#define SPLITMIX_1 0xBF58476D1CE4E5B9ULL /* dedup._mix */
+#define SPLITMIX_2 0x94D049BB133111EBULL
+
+/* ------------------------------------------------------------------ scratch memory */
+
+/* 16 bytes: a table for a text of a thousand words stays in the L1 cache. */
+typedef struct {
+    uint64_t key;
+    uint32_t stamp;
+    uint32_t count; /* occurrences so far */
+} Slot;
+
+/* Positions and counts are 32-bit: texts of more words are refused (words_get). */
+#define MAX_WORDS ((Py_ssize_t)UINT32_MAX - 1)
+
+static Slot *table = NULL;
+static uint32_t *table_first = NULL; /* per slot: the first position of its key */
+static Py_ssize_t table_cap = 0; /* slots allocated */
+static uint32_t table_stamp = 0;
+static Py_ssize_t table_mask = 0; /* slots in use by the current call, minus one */
+static int table_shift = 64;
+
+static uint64_t *u64_scratch[3] = {NULL, NULL, NULL};
+static Py_ssize_t u64_cap[3] = {0, 0, 0};
+
+/* A scratch array of at least n uint64 (0, 1 or 2: three may be in use at once). */
+static uint64_t *scratch(int which, Py_ssize_t n) {
+    if (n < 1)
+        n = 1;
+    if (n > u64_cap[which]) {
+        uint64_t *p = PyMem_Realloc(u64_scratch[which], (size_t)n * sizeof(uint64_t));
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        u64_scratch[which] = p;
+        u64_cap[which] = n;
+    }
+    return u64_scratch[which];
+}
+
+/* Starts a table for up to `items` keys (load factor at most 1/2). */
+static int table_start(Py_ssize_t items) {
+    Py_ssize_t size = 16;
+    int bits = 4;
+    while (size < 2 * items) {
+        size <<= 1;
+        bits++;
+    }
+    if (size > table_cap) {
+        Slot *p = PyMem_Realloc(table, (size_t)size * sizeof(Slot));
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        table = p;
+        uint32_t *f = PyMem_Realloc(table_first, (size_t)size * sizeof(uint32_t));
+        if (f == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        table_first = f;
+        memset(table, 0, (size_t)size * sizeof(Slot));
+        table_cap = size;
+        table_stamp = 0;
+    }
+    if (++table_stamp == 0) { /* the stamp wrapped: forget every old slot */
+        memset(table, 0, (size_t)table_cap * sizeof(Slot));
+        table_stamp = 1;
+    }
+    table_mask = size - 1;
+    table_shift = 64 - bits;
+    return 0;
+}
+
+/* The slot of `key`, or the empty slot where it goes (its stamp is not the current one). */
+static inline Slot *table_find(uint64_t key) {
+    Py_ssize_t i = (Py_ssize_t)((key * NGRAM_MIX) >> table_shift);
+    for (;;) {
+        Slot *s = &table[i];
+        if (s->stamp != table_stamp || s->key == key)
+            return s;
+        i = (i + 1) & table_mask;
+    }
+}
+
+/* Inserts `key` seen at `pos`; returns 1 if it was already there (its count grows), else 0. */
+static inline int table_add(uint64_t key, Py_ssize_t pos, Slot **out) {
+    Slot *s = table_find(key);
+    *out = s;
+    if (s->stamp == table_stamp) {
+        s->count++;
+        return 1;
+    }
+    s->stamp = table_stamp;
+    s->key = key;
+    s->count = 1;
+    table_first[s - table] = (uint32_t)pos;
+    return 0;
+}
+
+/* Whether `key` is in the table; inserts it if not. */
+static inline int table_seen(uint64_t key) {
+    Slot *s = table_find(key);
+    if (s->stamp == table_stamp)
+        return 1;
+    s->stamp = table_stamp;
+    s->key = key;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ buffers of 64-bit integers */
+
+typedef struct {
+    Py_buffer view;
+    const unsigned char *data;
+    Py_ssize_t len; /* items */
+} Array64;
+
+/* A read-only (or, with `writable`, writable) C-contiguous buffer of 8-byte items: a numpy array of
+   int64/uint64, bytes, bytearray or array.array('q'/'Q'). */
+static int array64_get(PyObject *obj, Array64 *a, const char *what, int writable) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, &a->view, flags) < 0) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a C-contiguous%s buffer of 64-bit integers, got %.80s",
+                     what, writable ? " writable" : "", Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    if ((a->view.itemsize != 8 && a->view.itemsize != 1) || a->view.len % 8 != 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: expected 64-bit integers (item size 8, e.g. numpy uint64/int64), got item size "
+                     "%zd and %zd bytes",
+                     what, a->view.itemsize, a->view.len);
+        PyBuffer_Release(&a->view);
+        return -1;
+    }
+    a->data = (const unsigned char *)a->view.buf;
+    a->len = a->view.len / 8;
+    return 0;
+}
+
+static inline uint64_t load64(const unsigned char *p, Py_ssize_t i) {
+    uint64_t v;
+    memcpy(&v, p + 8 * i, 8);
+    return v;
+}
+
+/* ------------------------------------------------------------------ word n-grams (quality) */
+
+/* Parses (ids, lengths, n) into h1 (scratch 0, `len` items), cum (scratch 1, len + 1 items:
+   cum[i] = characters of the first i words) and the n-gram hashes (scratch 2, `m` items). */
+typedef struct {
+    Py_ssize_t len;
+    Py_ssize_t n;
+    Py_ssize_t m; /* n-grams: 0 where the text has fewer than n words */
+    uint64_t *h1;
+    int64_t *cum;
+    uint64_t *grams;
+} Words;
+
+static int words_get(PyObject *ids_obj, PyObject *lengths_obj, Py_ssize_t n, Words *w) {
+    Array64 ids, lengths;
+    if (n < 1) {
+        PyErr_Format(PyExc_ValueError, "n must be at least 1, got %zd", n);
+        return -1;
+    }
+    if (array64_get(ids_obj, &ids, "ids", 0) < 0)
+        return -1;
+    if (array64_get(lengths_obj, &lengths, "lengths", 0) < 0) {
+        PyBuffer_Release(&ids.view);
+        return -1;
+    }
+    int rc = -1;
+    if (ids.len != lengths.len) {
+        PyErr_Format(PyExc_ValueError, "ids and lengths differ in length (%zd and %zd words)", ids.len,
+                     lengths.len);
+        goto done;
+    }
+    if (ids.len > MAX_WORDS) {
+        PyErr_Format(PyExc_ValueError, "texts of more than %zd words are not supported (got %zd)", MAX_WORDS,
+                     ids.len);
+        goto done;
+    }
+    w->len = ids.len;
+    w->n = n;
+    w->m = ids.len >= n ? ids.len - n + 1 : 0;
+    w->h1 = scratch(0, ids.len);
+    w->cum = (int64_t *)scratch(1, ids.len + 1);
+    w->grams = scratch(2, w->m);
+    if (w->h1 == NULL || w->cum == NULL || w->grams == NULL)
+        goto done;
+    w->cum[0] = 0;
+    for (Py_ssize_t i = 0; i < ids.len; i++) {
+        w->h1[i] = (load64(ids.data, i) + 1) * NGRAM_MIX;
+        w->cum[i + 1] = w->cum[i] + (int64_t)load64(lengths.data, i);
+    }
+    if (w->m > 0) {
+        /* The first n-gram by Horner's rule, as the numpy recurrence h_n = h_{n-1} * ROLL + h1
+           computes it; then each next one by rolling the window: drop the first word's term
+           (h1 * ROLL^(n-1)), shift, add the new word (exact in arithmetic mod 2^64). */
+        uint64_t h = w->h1[0], top = 1;
+        for (Py_ssize_t k = 1; k < n; k++) {
+            h = h * NGRAM_ROLL + w->h1[k];
+            top *= NGRAM_ROLL;
+        }
+        w->grams[0] = h;
+        for (Py_ssize_t p = 1; p < w->m; p++) {
+            h = (h - w->h1[p - 1] * top) * NGRAM_ROLL + w->h1[p + n - 1];
+            w->grams[p] = h;
+        }
+    }
+    rc = 0;
+done:
+    PyBuffer_Release(&ids.view);
+    PyBuffer_Release(&lengths.view);
+    return rc;
+}
+
+
+PyDoc_STRVAR(top_ngram_doc,
+             "top_ngram(ids, lengths, n) -> (chars, count)\n\n"
+             "The most frequent word n-gram (the first seen among equally frequent ones): its length with\n"
+             "the words joined by single spaces times its count, and its count; (0, 0) without n-grams.\n"
+             "As quality.WordGrams._top.");
+
+static PyObject *top_ngram(PyObject *self, PyObject *args) {
+    PyObject *ids, *lengths;
+    Py_ssize_t n;
+    Words w;
+    if (!PyArg_ParseTuple(args, "OOn:top_ngram", &ids, &lengths, &n) || words_get(ids, lengths, n, &w) < 0)
+        return NULL;
+    Py_ssize_t m = w.m;
+    if (m == 0)
+        return Py_BuildValue("(nn)", (Py_ssize_t)0, (Py_ssize_t)0);
+    if (table_start(m) < 0)
+        return NULL;
+    Py_ssize_t best = 0, at = 0;
+    for (Py_ssize_t p = 0; p < m; p++) {
+        Slot *s;
+        table_add(w.grams[p], p, &s);
+        Py_ssize_t count = s->count;
+        if (count >= best) {
+            Py_ssize_t first = table_first[s - table];
+            if (count > best || first < at) {
+                best = count;
+                at = first;
+            }
+        }
+    }
+    int64_t chars = w.cum[at + n] - w.cum[at] + (int64_t)(n - 1);
+    return Py_BuildValue("(Ln)", (long long)(chars * (int64_t)best), best);
+}
+
+PyDoc_STRVAR(longest_ngram_doc,
+             "longest_ngram(lengths, n) -> int\n\n"
+             "Characters of the longest word n-gram, without separators (0 without n-grams).");
+
+static PyObject *longest_ngram(PyObject *self, PyObject *args) {
+    PyObject *lengths_obj;
+    Py_ssize_t n;
+    Array64 lengths;
+    if (!PyArg_ParseTuple(args, "On:longest_ngram", &lengths_obj, &n))
+        return NULL;
+    if (n < 1) {
+        PyErr_Format(PyExc_ValueError, "n must be at least 1, got %zd", n);
+        return NULL;
+    }
+    if (array64_get(lengths_obj, &lengths, "lengths", 0) < 0)
+        return NULL;
+    int64_t window = 0, best = 0;
+    for (Py_ssize_t i = 0; i < lengths.len; i++) {
+        window += (int64_t)load64(lengths.data, i);
+        if (i >= n)
+            window -= (int64_t)load64(lengths.data, i - n);
+        if (i >= n - 1 && window > best)
+            best = window;
+    }
+    PyBuffer_Release(&lengths.view);
+    return PyLong_FromLongLong(best);
+}
+
+PyDoc_STRVAR(repeat_cover_doc,
+             "repeat_cover(ids, lengths, n) -> int\n\n"
+             "Characters (no separators) of the words covered by some word n-gram that repeats an earlier\n"
+             "one: an upper bound of duplicated_chars(m) for every m >= n. As\n"
+             "quality.WordGrams.covered_by_repeats.");
+
+static PyObject *repeat_cover(PyObject *self, PyObject *args) {
+    PyObject *ids, *lengths;
+    Py_ssize_t n;
+    Words w;
+    if (!PyArg_ParseTuple(args, "OOn:repeat_cover", &ids, &lengths, &n) || words_get(ids, lengths, n, &w) < 0)
+        return NULL;
+    Py_ssize_t m = w.m;
+    if (m == 0)
+        return PyLong_FromLong(0);
+    if (table_start(m) < 0)
+        return NULL;
+    int64_t total = 0;
+    Py_ssize_t end = 0; /* words before `end` are counted */
+    for (Py_ssize_t p = 0; p < m; p++) {
+        if (table_seen(w.grams[p])) {
+            total += w.cum[p + n] - w.cum[p > end ? p : end];
+            end = p + n;
+        }
+    }
+    return PyLong_FromLongLong(total);
+}
+
+PyDoc_STRVAR(duplicated_chars_doc,
+             "duplicated_chars(ids, lengths, n, size=0, limit=0.0) -> int\n\n"
+             "Characters (no separators) in repeated word n-grams, by the greedy left-to-right scan: on an\n"
+             "n-gram seen earlier in the scan, count its characters and jump n words; otherwise remember\n"
+             "it and move one word. With size > 0 the scan stops as soon as count / size > limit and\n"
+             "returns that partial count. As quality.WordGrams._scan.");
+
+static PyObject *duplicated_chars(PyObject *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"ids", "lengths", "n", "size", "limit", NULL};
+    PyObject *ids, *lengths;
+    Py_ssize_t n, size = 0;
+    double limit = 0.0;
+    Words w;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOn|nd:duplicated_chars", kwlist, &ids, &lengths, &n, &size,
+                                     &limit) ||
+        words_get(ids, lengths, n, &w) < 0)
+        return NULL;
+    Py_ssize_t m = w.m;
+    if (m == 0)
+        return PyLong_FromLong(0);
+    if (table_start(m) < 0)
+        return NULL;
+    int64_t total = 0;
+    Py_ssize_t p = 0;
+    while (p < m) {
+        if (table_seen(w.grams[p])) {
+            total += w.cum[p + n] - w.cum[p];
+            /* the comparison Python makes: both integers are exact as doubles below 2^53 */
+            if (size > 0 && (double)total / (double)size > limit)
+                break;
+            p += n;
+        } else {
+            p += 1;
+        }
+    }
+    return PyLong_FromLongLong(total);
+}
+
+PyDoc_STRVAR(word_ids_doc,
+             "word_ids(words) -> (ids, lengths, chars)\n\n"
+             "Per word, Python's hash() as a uint64 and len(), as two bytes objects of 64-bit integers (the\n"
+             "arrays quality.WordGrams builds with numpy), and the sum of the lengths.");
+
+static PyObject *word_ids(PyObject *self, PyObject *words) {
+    PyObject *seq = PySequence_Fast(words, "word_ids: expected a list of words");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
+    PyObject *ids = PyBytes_FromStringAndSize(NULL, len * 8);
+    PyObject *lengths = PyBytes_FromStringAndSize(NULL, len * 8);
+    if (ids == NULL || lengths == NULL)
+        goto fail;
+    unsigned char *pi = (unsigned char *)PyBytes_AS_STRING(ids);
+    unsigned char *pl = (unsigned char *)PyBytes_AS_STRING(lengths);
+    long long chars = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        if (i >= PySequence_Fast_GET_SIZE(seq)) {
+            PyErr_SetString(PyExc_RuntimeError, "word_ids: the list changed size while it was read");
+            goto fail;
+        }
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        Py_hash_t h;
+        Py_ssize_t size;
+        if (PyUnicode_CheckExact(item)) { /* no Python code can run: no reference needed */
+            h = PyObject_Hash(item);
+            size = PyUnicode_GET_LENGTH(item);
+        } else {
+            Py_INCREF(item);
+            h = PyObject_Hash(item);
+            size = h == -1 ? -1 : PyObject_Length(item);
+            Py_DECREF(item);
+        }
+        if (h == -1 || size < 0)
+            goto fail;
+        uint64_t hu = (uint64_t)(int64_t)h;
+        int64_t sz = (int64_t)size;
+        memcpy(pi + 8 * i, &hu, 8);
+        memcpy(pl + 8 * i, &sz, 8);
+        chars += sz;
+    }
+    Py_DECREF(seq);
+    return Py_BuildValue("(NNL)", ids, lengths, chars);
+fail:
+    Py_DECREF(seq);
+    Py_XDECREF(ids);
+    Py_XDECREF(lengths);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ words (quality.tokens) */
+
+/* What the pattern's classes are made of, as Python's re module decides them for str patterns:
+   `[^\W_]` is Py_UNICODE_ISALNUM, `\s` Py_UNICODE_ISSPACE (str.split()'s white space too). */
+static inline int is_alnum(Py_UCS4 c) {
+    if (c < 128)
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    return Py_UNICODE_ISALNUM(c);
+}
+
+static inline int is_space(Py_UCS4 c) { return Py_UNICODE_ISSPACE(c); }
+
+/* Characters that may join two runs of letters and digits into one token: ' ’ . , */
+static inline int is_joiner(Py_UCS4 c) { return c == '\'' || c == 0x2019 || c == '.' || c == ','; }
+
+/* A new str of the `n` characters at `start`: what slicing gives, made directly (slicing a text that
+   is not all ASCII would scan each slice once more for its widest character). */
+static PyObject *make_token(int kind, const void *data, Py_ssize_t start, Py_ssize_t n) {
+    Py_UCS4 widest = 0;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, start + j);
+        widest = c > widest ? c : widest;
+    }
+    if (n == 1 && widest < 256)
+        return PyUnicode_FromOrdinal(widest); /* one of the interpreter's cached one-character strings */
+    PyObject *token = PyUnicode_New(n, widest);
+    if (token == NULL)
+        return NULL;
+    int tkind = PyUnicode_KIND(token);
+    void *tdata = PyUnicode_DATA(token);
+    if (tkind == kind) {
+        memcpy(tdata, (const char *)data + start * kind, (size_t)(n * kind));
+    } else {
+        for (Py_ssize_t j = 0; j < n; j++)
+            PyUnicode_WRITE(tkind, tdata, j, PyUnicode_READ(kind, data, start + j));
+    }
+    return token;
+}
+
+PyDoc_STRVAR(tokens_doc,
+             "tokens(text) -> list[str]\n\n"
+             "quality._TOKEN.findall(text): runs of letters and digits (joined by inner ' ’ . ,), runs of\n"
+             "underscores, runs of two or more periods or hyphens, and every other mark that is not white\n"
+             "space on its own; in text order. As quality.tokens.");
+
+static PyObject *tokens(PyObject *self, PyObject *text) {
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "tokens: expected str, got %.80s", Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    if (PyUnicode_READY(text) < 0)
+        return NULL;
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t i = 0;
+    while (i < len) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        Py_ssize_t start = i;
+        if (is_alnum(c)) {
+            i++;
+            for (;;) {
+                while (i < len && is_alnum(PyUnicode_READ(kind, data, i)))
+                    i++;
+                if (i + 1 < len && is_joiner(PyUnicode_READ(kind, data, i)) &&
+                    is_alnum(PyUnicode_READ(kind, data, i + 1)))
+                    i += 2;
+                else
+                    break;
+            }
+        } else if (c == '_' || c == '.' || c == '-') {
+            i++;
+            while (i < len && PyUnicode_READ(kind, data, i) == c)
+                i++;
+            if (c != '_' && i - start < 2) /* one period or hyphen: a mark on its own */
+                i = start + 1;
+        } else if (is_space(c)) {
+            i++;
+            continue;
+        } else {
+            i++;
+        }
+        PyObject *token = make_token(kind, data, start, i - start);
+        if (token == NULL || PyList_Append(out, token) < 0) {
+            Py_XDECREF(token);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(token);
+    }
+    return out;
+}
+
+PyDoc_STRVAR(count_chunks_doc,
+             "count_chunks(text) -> int\n\n"
+             "len(text.split()): the white-space separated chunks of the text, counted without making them.");
+
+static PyObject *count_chunks(PyObject *self, PyObject *text) {
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "count_chunks: expected str, got %.80s", Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    if (PyUnicode_READY(text) < 0)
+        return NULL;
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text), count = 0;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    int in_chunk = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        int space = is_space(PyUnicode_READ(kind, data, i));
+        count += !space && !in_chunk;
+        in_chunk = !space;
+    }
+    return PyLong_FromSsize_t(count);
+}
+
+/* ------------------------------------------------------------------ MinHash (dedup) */
+
+static uint32_t crc_table[256];
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320U ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+/* CRC-32 (ISO-HDLC, as zlib.crc32 with its default start value). */
+static inline uint32_t crc32_of(const unsigned char *p, Py_ssize_t len) {
+    uint32_t c = 0xFFFFFFFFU;
+    for (Py_ssize_t i = 0; i < len; i++)
+        c = crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFU;
+}
+
+PyDoc_STRVAR(word_crc32_doc,
+             "word_crc32(words) -> bytes\n\n"
+             "Per word, zlib.crc32 of its UTF-8 encoding as a uint64 (the array dedup.word_hashes builds).");
+
+static PyObject *word_crc32(PyObject *self, PyObject *words) {
+    PyObject *seq = PySequence_Fast(words, "word_crc32: expected a list of words");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, len * 8);
+    if (out == NULL) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    unsigned char *po = (unsigned char *)PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < len; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyUnicode_Check(item)) {
+            PyErr_Format(PyExc_TypeError, "word_crc32: word %zd is %.80s, not str", i, Py_TYPE(item)->tp_name);
+            goto fail;
+        }
+        Py_ssize_t size;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(item, &size); /* raises on lone surrogates, as encode() */
+        if (utf8 == NULL)
+            goto fail;
+        uint64_t c = crc32_of((const unsigned char *)utf8, size);
+        memcpy(po + 8 * i, &c, 8);
+    }
+    Py_DECREF(seq);
+    return out;
+fail:
+    Py_DECREF(seq);
+    Py_DECREF(out);
+    return NULL;
+}
+
+static inline uint32_t crc32_byte(uint32_t c, unsigned char b) { return crc_table[(c ^ b) & 0xFF] ^ (c >> 8); }
+
+/* A small set of code points: a bitmap for ASCII, a list for the rest. */
+typedef struct {
+    uint64_t ascii[2];
+    Py_UCS4 other[64];
+    int n_other;
+} CharSet;
+
+static int charset_make(PyObject *chars, CharSet *set) {
+    memset(set, 0, sizeof(*set));
+    if (PyUnicode_READY(chars) < 0)
+        return -1;
+    Py_ssize_t len = PyUnicode_GET_LENGTH(chars);
+    int kind = PyUnicode_KIND(chars);
+    const void *data = PyUnicode_DATA(chars);
+    for (Py_ssize_t i = 0; i < len; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 128) {
+            set->ascii[c >> 6] |= 1ULL << (c & 63);
+        } else if (set->n_other < 64) {
+            set->other[set->n_other++] = c;
+        } else {
+            PyErr_SetString(PyExc_ValueError, "text_crc32: at most 64 characters beyond ASCII to strip");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static inline int charset_has(const CharSet *set, Py_UCS4 c) {
+    if (c < 128)
+        return (int)((set->ascii[c >> 6] >> (c & 63)) & 1);
+    for (int i = 0; i < set->n_other; i++)
+        if (set->other[i] == c)
+            return 1;
+    return 0;
+}
+
+PyDoc_STRVAR(text_crc32_doc,
+             "text_crc32(text, strip) -> bytes\n\n"
+             "Per white-space token of `text` (as str.split() cuts it) with the characters of `strip`\n"
+             "removed from both ends (as str.strip(strip); tokens left empty are dropped), zlib.crc32 of\n"
+             "its UTF-8 encoding as a uint64: word_crc32 of those tokens, without making them. Lone\n"
+             "surrogates raise UnicodeEncodeError, as str.encode() does.");
+
+static PyObject *text_crc32(PyObject *self, PyObject *args) {
+    PyObject *text, *strip;
+    CharSet set;
+    if (!PyArg_ParseTuple(args, "UU:text_crc32", &text, &strip) || charset_make(strip, &set) < 0 ||
+        PyUnicode_READY(text) < 0)
+        return NULL;
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    uint64_t *out = scratch(0, len / 2 + 1); /* tokens are separated: at most (len + 1) / 2 */
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t count = 0, i = 0;
+    while (i < len) {
+        while (i < len && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i)))
+            i++;
+        Py_ssize_t start = i;
+        while (i < len && !Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i)))
+            i++;
+        Py_ssize_t end = i;
+        while (start < end && charset_has(&set, PyUnicode_READ(kind, data, start)))
+            start++;
+        while (end > start && charset_has(&set, PyUnicode_READ(kind, data, end - 1)))
+            end--;
+        if (start == end)
+            continue;
+        uint32_t c = 0xFFFFFFFFU;
+        for (Py_ssize_t j = start; j < end; j++) {
+            Py_UCS4 ch = PyUnicode_READ(kind, data, j);
+            if (ch < 0x80) {
+                c = crc32_byte(c, (unsigned char)ch);
+            } else if (ch < 0x800) {
+                c = crc32_byte(c, (unsigned char)(0xC0 | (ch >> 6)));
+                c = crc32_byte(c, (unsigned char)(0x80 | (ch & 0x3F)));
+            } else if (ch < 0x10000) {
+                if (ch >= 0xD800 && ch <= 0xDFFF) { /* let the codec raise its own error */
+                    PyObject *word = PyUnicode_Substring(text, start, end);
+                    PyObject *encoded = word == NULL ? NULL : PyUnicode_AsUTF8String(word);
+                    Py_XDECREF(word);
+                    Py_XDECREF(encoded);
+                    if (!PyErr_Occurred())
+                        PyErr_SetString(PyExc_UnicodeEncodeError, "text_crc32: a surrogate in the text");
+                    return NULL;
+                }
+                c = crc32_byte(c, (unsigned char)(0xE0 | (ch >> 12)));
+                c = crc32_byte(c, (unsigned char)(0x80 | ((ch >> 6) & 0x3F)));
+                c = crc32_byte(c, (unsigned char)(0x80 | (ch & 0x3F)));
+            } else {
+                c = crc32_byte(c, (unsigned char)(0xF0 | (ch >> 18)));
+                c = crc32_byte(c, (unsigned char)(0x80 | ((ch >> 12) & 0x3F)));
+                c = crc32_byte(c, (unsigned char)(0x80 | ((ch >> 6) & 0x3F)));
+                c = crc32_byte(c, (unsigned char)(0x80 | (ch & 0x3F)));
+            }
+        }
+        out[count++] = (uint64_t)(c ^ 0xFFFFFFFFU);
+    }
+    return PyBytes_FromStringAndSize((const char *)out, count * 8);
+}
+
+static inline uint64_t splitmix(uint64_t x) {
+    x = (x ^ (x >> 30)) * SPLITMIX_1;
+    x = (x ^ (x >> 27)) * SPLITMIX_2;
+    return x ^ (x >> 31);
+}
+
+/* mins[k] = min(mins[k], a[k] * x + b[k]) over the shingles: the hot loop, vectorised where the
+   compiler can (64-bit lane multiplies and unsigned minima: AVX-512 on x86-64, chosen at load time). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#endif
+static void minhash_loop(const uint64_t *restrict xs, Py_ssize_t m, const uint64_t *restrict a,
+                         const uint64_t *restrict b, uint64_t *restrict mins, Py_ssize_t k) {
+    for (Py_ssize_t j = 0; j < k; j++)
+        mins[j] = UINT64_MAX;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        const uint64_t x = xs[i];
+        for (Py_ssize_t j = 0; j < k; j++) {
+            const uint64_t v = a[j] * x + b[j];
+            mins[j] = v < mins[j] ? v : mins[j];
+        }
+    }
+}
+
+PyDoc_STRVAR(minhash_doc,
+             "minhash(hashes, a, b, out, ngram, poly) -> None\n\n"
+             "Fills `out` (writable, len(a) uint64) with the MinHash signature of the word hashes: shingles\n"
+             "are the polynomial (base `poly`) of each `ngram` consecutive hashes (one shingle of all of\n"
+             "them for fewer words) plus their number, through splitmix64's finaliser; out[k] = (min of\n"
+             "a[k] * shingle + b[k] mod 2^64) >> 32, or 2^32 - 1 without words. As dedup.signature.");
+
+static PyObject *minhash(PyObject *self, PyObject *args) {
+    PyObject *h_obj, *a_obj, *b_obj, *out_obj;
+    Py_ssize_t ngram;
+    unsigned long long poly;
+    Array64 h, a, b, out;
+    if (!PyArg_ParseTuple(args, "OOOOnK:minhash", &h_obj, &a_obj, &b_obj, &out_obj, &ngram, &poly))
+        return NULL;
+    if (ngram < 1) {
+        PyErr_Format(PyExc_ValueError, "ngram must be at least 1, got %zd", ngram);
+        return NULL;
+    }
+    if (array64_get(h_obj, &h, "hashes", 0) < 0)
+        return NULL;
+    if (array64_get(a_obj, &a, "a", 0) < 0) {
+        PyBuffer_Release(&h.view);
+        return NULL;
+    }
+    if (array64_get(b_obj, &b, "b", 0) < 0) {
+        PyBuffer_Release(&h.view);
+        PyBuffer_Release(&a.view);
+        return NULL;
+    }
+    if (array64_get(out_obj, &out, "out", 1) < 0) {
+        PyBuffer_Release(&h.view);
+        PyBuffer_Release(&a.view);
+        PyBuffer_Release(&b.view);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t k = a.len;
+    if (b.len != k || out.len != k) {
+        PyErr_Format(PyExc_ValueError, "a, b and out must have the same length (got %zd, %zd and %zd)", a.len,
+                     b.len, out.len);
+        goto done;
+    }
+    unsigned char *po = (unsigned char *)out.view.buf;
+    if (h.len == 0) {
+        for (Py_ssize_t j = 0; j < k; j++) {
+            uint64_t v = 0xFFFFFFFFULL;
+            memcpy(po + 8 * j, &v, 8);
+        }
+        result = Py_None;
+        Py_INCREF(result);
+        goto done;
+    }
+    Py_ssize_t n = ngram < h.len ? ngram : h.len;
+    Py_ssize_t m = h.len - n + 1;
+    uint64_t *xs = scratch(0, m);
+    uint64_t *ab = scratch(1, 3 * k); /* aligned copies of a, b and the minima */
+    if (xs == NULL || ab == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        uint64_t g = load64(h.data, i);
+        for (Py_ssize_t j = 1; j < n; j++)
+            g = g * (uint64_t)poly + load64(h.data, i + j);
+        xs[i] = splitmix(g + (uint64_t)n);
+    }
+    memcpy(ab, a.data, (size_t)k * 8);
+    memcpy(ab + k, b.data, (size_t)k * 8);
+    minhash_loop(xs, m, ab, ab + k, ab + 2 * k, k);
+    for (Py_ssize_t j = 0; j < k; j++) {
+        uint64_t v = ab[2 * k + j] >> 32;
+        memcpy(po + 8 * j, &v, 8);
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&h.view);
+    PyBuffer_Release(&a.view);
+    PyBuffer_Release(&b.view);
+    PyBuffer_Release(&out.view);
+    return result;
+}
+
+/* ------------------------------------------------------------------ module */
+
+static PyMethodDef methods[] = {
+    {"tokens", (PyCFunction)tokens, METH_O, tokens_doc},
+    {"count_chunks", (PyCFunction)count_chunks, METH_O, count_chunks_doc},
+    {"word_ids", (PyCFunction)word_ids, METH_O, word_ids_doc},
+    {"top_ngram", (PyCFunction)top_ngram, METH_VARARGS, top_ngram_doc},
+    {"longest_ngram", (PyCFunction)longest_ngram, METH_VARARGS, longest_ngram_doc},
+    {"repeat_cover", (PyCFunction)repeat_cover, METH_VARARGS, repeat_cover_doc},
+    {"duplicated_chars", (PyCFunction)(void (*)(void))duplicated_chars, METH_VARARGS | METH_KEYWORDS,
+     duplicated_chars_doc},
+    {"word_crc32", (PyCFunction)word_crc32, METH_O, word_crc32_doc},
+    {"text_crc32", (PyCFunction)text_crc32, METH_VARARGS, text_crc32_doc},
+    {"minhash", (PyCFunction)minhash, METH_VARARGS, minhash_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    "data_governance._speedups",
+    "Compiled n-gram statistics and MinHash for the fast curation path; the numpy code in\n"
+    "data_governance.quality and data_governance.dedup is the reference they equal.",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC PyInit__speedups(void) {
+    crc_init();
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObject(m, "NGRAM_MIX", PyLong_FromUnsignedLongLong(NGRAM_MIX)) < 0 ||
+        PyModule_AddObject(m, "NGRAM_ROLL", PyLong_FromUnsignedLongLong(NGRAM_ROLL)) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

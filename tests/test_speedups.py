@@ -1,0 +1,315 @@
+"""The compiled helpers (data_governance/_speedups.c) give exactly what their numpy references give:
+the Gopher n-gram statistics for every n and limit, early exits included, MinHash signatures bit for
+bit, and the same quality decisions and band keys on crawled texts."""
+
+from __future__ import annotations
+
+import importlib
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from commonweights.config import QualityConfig
+from data_governance import dedup, extract, quality
+from pipelines import curate
+from pipelines.sample_crawl import write_sample_crawl, write_scale_crawl
+
+BUILD_HINT = (
+    "data_governance._speedups is not built: run `.venv/bin/pip install -e .` (or `make install`) in the "
+    "repository root; it compiles data_governance/_speedups.c and needs a C compiler (gcc or clang) "
+    "and Python's headers"
+)
+
+
+def speedups():
+    try:
+        return importlib.import_module("data_governance._speedups")
+    except ImportError as exc:
+        pytest.fail(f"{BUILD_HINT} ({exc})")
+
+
+def test_extension_is_built_and_used():
+    s = speedups()
+    assert Path(s.__file__).parent == Path(quality.__file__).parent  # built in place, next to its source
+    assert quality.COMPILED and dedup.COMPILED, BUILD_HINT
+    assert quality.Grams is quality.CompiledGrams
+    # Its n-gram hash constants are the numpy reference's.
+    assert (s.NGRAM_MIX, s.NGRAM_ROLL) == (int(quality._MIX), int(quality._ROLL))
+
+
+# ---------------------------------------------------------------- tokens
+
+TOKENISH = st.lists(
+    st.sampled_from(
+        ["word", "Ünï", "3.5", "U.S", "don't", "l’été", "_", "__", "...", "--", "-", ".", ",", "'", "’", "#",
+         "…", "•", "x1", "٣", "字", "😀", "\udc80", " ", "  ", "\n", "\t", "\u00a0", "\u2003", "\x1c",
+         "\u0085", "\u200b", "\ufeff", "a,b", "a.,b", "a'", "'a"]
+    ),
+    max_size=80,
+).map("".join)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(TOKENISH, st.text(st.characters(codec=None), max_size=300)))
+def test_tokens_equal_the_pattern(text):
+    s = speedups()
+    got = s.tokens(text)
+    assert got == quality.tokens_reference(text) == quality._TOKEN.findall(text)
+    assert quality.tokens(text) == got
+    assert s.count_chunks(text) == len(text.split())
+
+
+# ---------------------------------------------------------------- n-gram statistics
+
+# Few, short words of unequal lengths (one not ASCII): n-grams repeat, overlap and tie, blocks repeat
+# verbatim, as boilerplate does.
+SMALL_VOCAB = st.sampled_from(["a", "bb", "ccc", "a'b", "dd", "Ünï", "e", "字"])
+REPETITIVE = st.lists(
+    st.tuples(st.lists(SMALL_VOCAB, min_size=1, max_size=30), st.integers(1, 5)), max_size=12
+).map(lambda blocks: [w for block, k in blocks for w in block * k])
+LIMITS = (0.0, 0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.6, 0.9)
+
+
+def assert_same_statistics(ws: list[str]) -> None:
+    """Every statistic of the C code equals numpy's WordGrams, for every n and limit."""
+    s = speedups()
+    ref = quality.WordGrams(ws)
+    ids, lengths, chars = s.word_ids(ws)
+    assert np.array_equal(np.frombuffer(ids, np.uint64), ref.ids)
+    assert np.array_equal(np.frombuffer(lengths, np.int64), ref.lengths)
+    assert chars == ref.total_chars == sum(map(len, ws))
+    size = max(chars, 1)
+    for n in range(1, 12):
+        assert s.top_ngram(ids, lengths, n) == ref._top(n), n
+        assert s.repeat_cover(ids, lengths, n) == ref.covered_by_repeats(n), n
+        assert s.duplicated_chars(ids, lengths, n) == ref.duplicated_chars(n), n
+        if len(ws) >= n:
+            assert s.longest_ngram(lengths, n) == int((ref.cum[n:] - ref.cum[:-n]).max()), n
+        for limit in LIMITS:
+            # The early exit stops at the same point as numpy's bounded scan: the same partial count.
+            assert s.duplicated_chars(ids, lengths, n, size, limit) == ref._scan(n, size, limit), (n, limit)
+    for limit in LIMITS:
+        # In the order the block runs them, so the top n-gram bound applies on both sides.
+        ours, theirs = quality.CompiledGrams(ws), quality.WordGrams(ws)
+        for n in (2, 3, 4):
+            assert ours.top_over(n, size, limit) == theirs.top_over(n, size, limit), (n, limit)
+        for n in range(5, 11):
+            want = theirs.duplicated_over(n, size, limit, base=5)
+            assert (
+                ours.duplicated_over(n, size, limit, base=5)
+                == want
+                == (ref.duplicated_chars(n) / size > limit)
+            )
+
+
+@settings(max_examples=300, deadline=None)
+@given(REPETITIVE)
+def test_ngram_statistics_equal_numpy_on_repetitive_word_lists(ws):
+    assert_same_statistics(ws)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=8), max_size=200))
+def test_ngram_statistics_equal_numpy_on_arbitrary_words(ws):
+    assert_same_statistics(ws)
+
+
+@pytest.mark.parametrize(
+    "ws", [[], ["a"], ["a", "a"], ["x", "y", "x"], ["w"] * 11, ["ab", "c"] * 6, ["é"] * 3]
+)
+def test_ngram_statistics_on_empty_and_short_texts(ws):
+    assert_same_statistics(ws)
+    s = speedups()
+    ids, lengths, _ = s.word_ids(ws)
+    for n in range(len(ws) + 1, 12):  # no n-gram at all
+        assert s.top_ngram(ids, lengths, n) == (0, 0)
+        assert s.repeat_cover(ids, lengths, n) == s.duplicated_chars(ids, lengths, n, 1, 0.0) == 0
+
+
+def test_ngram_statistics_of_a_known_text():
+    """By hand: "a b a b a b": the top 2-gram "a b" thrice (3 × 3 characters), "a b a b" repeated once
+    after the greedy scan remembers "a b a b" at 0 and "b a b a" at 1 and finds "a b a b" at 2."""
+    s = speedups()
+    ids, lengths, chars = s.word_ids(["a", "b"] * 3)
+    assert chars == 6
+    assert s.top_ngram(ids, lengths, 2) == (9, 3)
+    assert s.duplicated_chars(ids, lengths, 4) == 4
+    assert s.repeat_cover(ids, lengths, 2) == 4  # words 1-4 lie in a repeat of an earlier 2-gram
+    assert s.longest_ngram(lengths, 3) == 3
+
+
+def test_bad_arrays_get_clear_errors():
+    s = speedups()
+    ids, lengths, _ = s.word_ids(["a", "b", "c"])
+    with pytest.raises(ValueError, match="differ in length"):
+        s.top_ngram(ids, lengths[:8], 2)
+    with pytest.raises(ValueError, match="64-bit integers"):
+        s.top_ngram(np.zeros(3, np.int32), np.zeros(3, np.int32), 2)
+    with pytest.raises(ValueError, match="n must be at least 1"):
+        s.duplicated_chars(ids, lengths, 0)
+    with pytest.raises(TypeError, match="buffer of 64-bit integers"):
+        s.repeat_cover([1, 2, 3], lengths, 2)
+    out = np.empty(dedup.BANDS * dedup.ROWS, np.uint64)
+    with pytest.raises(ValueError, match="same length"):
+        s.minhash(s.word_crc32(["a"]), dedup._A, dedup._B[:5], out, dedup.NGRAM, int(dedup._POLY))
+    with pytest.raises(TypeError, match="writable"):
+        s.minhash(s.word_crc32(["a"]), dedup._A, dedup._B, bytes(out.nbytes), dedup.NGRAM, int(dedup._POLY))
+    with pytest.raises(TypeError, match="not str"):
+        s.word_crc32(["a", 3])
+
+
+# ---------------------------------------------------------------- MinHash
+
+WORDISH = st.lists(
+    st.sampled_from(
+        ["harbour", "Ferry,", "(ferry)", "the", "The", "—", "…", "«quay»", "x", "ÉTÉ", "İstanbul", "ß", "字",
+         "😀", "'", "...", "a.b", " ", "\n", "\t", "\u00a0", "\u2003", "\x1c", "\u0085"]
+    ),
+    max_size=120,
+).map("".join)  # fmt: skip
+ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=("Cs",)), max_size=400)
+
+
+def assert_same_signature(text: str) -> None:
+    s = speedups()
+    ws = dedup.words(text)
+    hashes = dedup.word_hashes(ws)
+    assert np.frombuffer(s.text_crc32(text.lower(), dedup._PUNCT), np.uint64).tolist() == hashes.tolist()
+    assert np.frombuffer(s.word_crc32(ws), np.uint64).tolist() == [zlib.crc32(w.encode()) for w in ws]
+    ours, ref = dedup.signature(text), dedup.signature_reference(text)
+    assert ours.dtype == ref.dtype == np.uint64 and ours.shape == ref.shape == (dedup.BANDS * dedup.ROWS,)
+    assert ours.tobytes() == ref.tobytes()
+    assert dedup.band_keys(ours) == dedup.band_keys(ref)
+
+
+@settings(max_examples=300, deadline=None)
+@given(WORDISH)
+def test_signature_bitwise_equal_on_word_soup(text):
+    assert_same_signature(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ANY_TEXT)
+def test_signature_bitwise_equal_on_any_text(text):
+    assert_same_signature(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "   \n\t", "...", "one", "one two", "a b c d", "a b c d e", "a b c d e f"]
+)
+def test_signature_on_empty_and_short_texts(text):
+    assert_same_signature(text)
+    if not dedup.words(text):
+        assert np.array_equal(dedup.signature(text), dedup._EMPTY)
+
+
+def test_band_keys_are_those_of_the_sliced_signature():
+    sig = dedup.signature("the ferry leaves the harbour at dawn and returns at dusk with the tide")
+    import hashlib
+
+    want = [
+        f"b{b}:"
+        + hashlib.blake2b(sig[b * dedup.ROWS : (b + 1) * dedup.ROWS].tobytes(), digest_size=12).hexdigest()
+        for b in range(dedup.BANDS)
+    ]
+    assert dedup.band_keys(sig) == want
+
+
+def test_a_lone_surrogate_raises_as_encoding_does():
+    text = "good words \udc80bad here"
+    with pytest.raises(UnicodeEncodeError):
+        dedup.signature_reference(text)
+    with pytest.raises(UnicodeEncodeError):
+        dedup.signature(text)
+
+
+# ---------------------------------------------------------------- crawled texts
+
+
+def extracted_texts(folder: Path) -> list[str]:
+    texts: list[str] = []
+    for f in sorted((folder / "warc").glob("*.warc*")):
+        with open(f, "rb") as fh:
+            for r in curate.read_records(fh, f.name):
+                if not r.payload:
+                    continue
+                html = r.payload.decode("utf-8", "replace")
+                try:
+                    text = extract.main_text("resiliparse", html, extract.parse(html))
+                except Exception:  # pages that are not HTML: the pipeline drops them before the rules
+                    continue
+                if text:
+                    texts.append(text)
+    return texts
+
+
+@pytest.fixture(scope="module")
+def crawl_texts(tmp_path_factory) -> list[str]:
+    """The sample crawl's extracted texts and those of a small realistic crawl (boilerplate, near and
+    exact duplicates, thin listing pages)."""
+    sample, scale = tmp_path_factory.mktemp("sample"), tmp_path_factory.mktemp("scale")
+    write_sample_crawl(sample, seed=0, pages=240)
+    write_scale_crawl(scale, seed=5, pages=240, files=2)
+    texts = extracted_texts(sample) + extracted_texts(scale)
+    assert len(texts) >= 400
+    return texts
+
+
+def test_crawled_texts_get_the_same_statistics(crawl_texts):
+    for text in crawl_texts[::4]:
+        assert quality.tokens(text) == quality.tokens_reference(text)
+        assert_same_statistics(quality.tokens(text))
+        assert_same_signature(text)
+
+
+def test_crawled_texts_get_the_same_decisions(crawl_texts, monkeypatch):
+    """quality.fast with the compiled statistics and with numpy's: the same kept text and reasons."""
+    speedups()
+    q = QualityConfig()
+    ours = [quality.fast(t, q) for t in crawl_texts]
+    monkeypatch.setattr(quality, "Grams", quality.WordGrams)
+    monkeypatch.setattr(quality, "_speedups", None)  # tokens_reference too
+    theirs = [quality.fast(t, q) for t in crawl_texts]
+    assert ours == theirs
+    failed = {r for _, reasons in ours for r in reasons}
+    assert {"gopher_top_2_gram", "gopher_dup_5_gram"} & failed  # the n-gram rules decide some pages
+    assert any(not reasons for _, reasons in ours)  # and most pages pass
+    for text in crawl_texts:
+        assert dedup.signature(text).tobytes() == dedup.signature_reference(text).tobytes()
+
+
+def test_modules_fall_back_to_numpy_without_the_extension(crawl_texts):
+    """Where the extension cannot be imported the numpy reference runs, with the same results."""
+    import json
+    import subprocess
+    import sys
+
+    texts = crawl_texts[:40] + ["", "a b a b a b a b a b a b"]
+    code = (
+        "import json, sys\n"
+        "sys.modules['data_governance._speedups'] = None  # an import of it now raises ImportError\n"
+        "from commonweights.config import QualityConfig\n"
+        "from data_governance import dedup, quality\n"
+        "texts = json.load(sys.stdin)\n"
+        "print(json.dumps({'compiled': [quality.COMPILED, dedup.COMPILED],\n"
+        "    'grams': quality.Grams.__name__,\n"
+        "    'fast': [quality.fast(t, QualityConfig()) for t in texts],\n"
+        "    'signatures': [dedup.signature(t).tobytes().hex() for t in texts]}))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        cwd=root,
+        check=True,
+    )
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["compiled"] == [False, False] and got["grams"] == "WordGrams"
+    assert got["fast"] == [list(quality.fast(t, QualityConfig())) for t in texts]
+    assert got["signatures"] == [dedup.signature(t).tobytes().hex() for t in texts]
