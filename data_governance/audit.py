@@ -454,7 +454,7 @@ def recheck(
     `assess(RawRecord) -> row dict` is the curation's own assessor (built by the caller from the
     recorded policy and the robots/takedown inputs), so the comparison is against a from-scratch run.
     """
-    from pipelines.curate import read_records
+    from pipelines.warc import read_records  # (no Beam import: the reader is plain Python)
 
     rows = [r for _, t in read_rows(folder) for r in t.to_pylist()]
     pick = random.Random(seed).sample(rows, min(n, len(rows)))
@@ -476,7 +476,10 @@ def recheck(
             )
             continue
 
-        rec = dataclasses.replace(rec, offset=row["source_offset"] + rec.offset)
+        if rec.offset != row["source_offset"]:  # (offsets count from the file's start, seek or not)
+            found = f"the record read starts at {rec.offset}, not at {row['source_offset']}"
+            problems.append(Problem("recheck", str(path), found, None, row["doc_id"]))
+            continue
         fresh = assess(rec)
         for msg in compare_assessed(row, fresh):
             problems.append(

@@ -1,8 +1,12 @@
 """The curation job (Apache Beam): read WARC records → assess each under the policy → decontaminate →
 deduplicate → write the manifest (one row per input record) and the kept documents.
 
-    ListWarcFiles → ReadWarcRecords → ApplyGovernancePolicy → Decontaminate → DropDuplicates
-        → WriteManifest / WriteCorpus → CollectWrittenFiles
+    ListWarcFiles → ReadWarcRecords → ApplyGovernancePolicy → Decontaminate → SpillText
+        → DropDuplicates → WriteManifest / WriteCorpus → CollectWrittenFiles
+
+Records are read by `pipelines.warc` (FastWARC for the common record, warcio for the rest). A
+candidate's text is written once to a spill file where it was extracted; the shuffles of dedup and of
+the writers carry manifest rows and keys only, and each writer copies its kept lines from the spill.
 
 Only wiring lives here; every decision is made by `data_governance`. Inputs and outputs go through
 Beam's FileSystems inside the pipeline (no state outside it), so the job runs unchanged on other Beam
@@ -13,16 +17,14 @@ complete: a run killed mid-way leaves nothing half-written, and its restart star
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import logging
 import os
 import shutil
 import uuid
-import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +35,6 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
-from warcio.archiveiterator import ArchiveIterator
-from warcio.exceptions import ArchiveLoadFailed
-from warcio.statusandheaders import StatusAndHeadersParser, StatusAndHeadersParserException
 
 from commonweights.config import GovernanceConfig, RunConfig, policy_hash, policy_record
 from commonweights.errors import InputError, StageError
@@ -45,13 +44,12 @@ from data_governance.robots import RobotsRule, Snapshot
 from data_governance.signals import TdmSnapshot
 from data_governance.takedowns import Takedowns
 from pipelines.options import pipeline_options
+from pipelines.warc import read_records
 
 log = logging.getLogger(__name__)
 
-DOC_RECORD_TYPES = ("response", "resource", "conversion")
 SPILL = "spill"  # curate.tmp/spill/: candidates' corpus lines between extraction and the writers
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet", ".wet.gz")
-_HTTP = StatusAndHeadersParser(["HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0"], verify=False)
 
 
 # ---------------------------------------------------------------- inputs
@@ -118,140 +116,6 @@ def load_tdmrep(path: str | None) -> dict[str, TdmSnapshot]:
 
 
 # ---------------------------------------------------------------- reading
-
-
-class NotChunked(Exception):
-    """The file is one gzip stream around many records (not one gzip member per record)."""
-
-
-def read_records(stream: Any, name: str, reopen: Callable[[], Any] | None = None) -> Iterator[RawRecord]:
-    """Every response-like record of one WARC/ARC stream, or a RawRecord with `error` where reading fails.
-
-    HTTP headers are parsed per record (not by the iterator), so one bad header block quarantines one
-    record and reading goes on; a truncated or corrupt gzip member ends the file with one quarantined
-    row at the offset where reading stopped (nothing after it can be located).
-
-    A gzip file that is one stream around all records ("non-chunked", which warcio refuses) is read
-    again through `reopen()` as one decompressed stream; its offsets are then positions in the
-    decompressed stream (FastWARC reads such files; warcio refuses them).
-    """
-    yielded = False
-    try:
-        for rec in _read_stream(stream, name, decompressed=False):
-            yielded = True
-            yield rec
-    except NotChunked as e:
-        if yielded or reopen is None:
-            yield RawRecord(name, 0, error="truncated", error_detail=f"single-stream gzip: {e}")
-            return
-        with gzip.GzipFile(fileobj=reopen()) as whole:
-            yield from _read_stream(whole, name, decompressed=True)
-
-
-def _read_stream(stream: Any, name: str, decompressed: bool) -> Iterator[RawRecord]:
-    it = ArchiveIterator(stream, no_record_parse=True, arc2warc=True)
-    offset = 0
-    try:
-        for rec in it:
-            # it.offset is the record's start until the record is consumed; get_record_offset()
-            # would read the record to its end first.
-            offset = int(it.offset)
-            if rec.rec_type not in DOC_RECORD_TYPES:
-                continue
-            raw = _read_one(rec, name, offset)
-            yield raw
-            if raw.error in STREAM_ERRORS:
-                return
-            offset = -1  # this record is accounted for; a failure now is in what follows it
-    except ArchiveLoadFailed as e:
-        if "non-chunked gzip" in str(e) and not decompressed:
-            raise NotChunked(str(e).strip().splitlines()[0]) from None
-        yield RawRecord(name, _failed_at(it, offset), error="truncated", error_detail=repr(e))
-    except zlib.error as e:
-        yield RawRecord(name, _failed_at(it, offset), error="corrupt_gzip", error_detail=repr(e))
-    except (OSError, EOFError, ValueError) as e:
-        yield RawRecord(name, _failed_at(it, offset), error="truncated", error_detail=repr(e))
-
-
-# Errors after which the stream position is unknown: reading the file cannot go on.
-STREAM_ERRORS = frozenset({"truncated"})
-
-
-def _failed_at(it: ArchiveIterator, offset: int) -> int:
-    return offset if offset >= 0 else int(getattr(it, "offset", 0) or 0)
-
-
-def _read_one(rec: Any, name: str, offset: int) -> RawRecord:
-    h = rec.rec_headers
-    uri = h.get_header("WARC-Target-URI") or ""
-    # Where the record is and what it names; every outcome below is this plus what was read.
-    base = RawRecord(
-        source_file=name,
-        offset=offset,
-        record_id=h.get_header("WARC-Record-ID") or "",
-        uri=uri,
-        warc_date=h.get_header("WARC-Date") or "",
-    )
-    declared = rec.length
-    try:
-        if rec.rec_type == "response" and uri.startswith(("http:", "https:")):
-            if declared == 0:
-                return replace(base, error="http_headers", error_detail="empty record block")
-            try:
-                http = _HTTP.parse(rec.raw_stream)
-            except EOFError:
-                if declared is None or int(getattr(rec.raw_stream, "limit", 0)):
-                    raise  # the file ends inside the record: truncated
-                return replace(base, error="http_headers", error_detail="block ends inside HTTP headers")
-            except (StatusAndHeadersParserException, ValueError, IndexError) as e:
-                rec.raw_stream.read()
-                return replace(base, error="http_headers", error_detail=repr(e))
-            rec.http_headers = http
-            code = http.get_statuscode() or ""
-            if not code.isdigit():
-                rec.raw_stream.read()
-                why = f"status line {http.statusline[:200]!r}"
-                return replace(base, error="http_headers", error_detail=why)
-            status: int | None = int(code)
-            headers = tuple((k.lower(), v) for k, v in http.headers)
-            payload = rec.content_stream().read()
-        else:
-            status = None
-            ctype = h.get_header("WARC-Identified-Payload-Type") or h.get_header("Content-Type") or ""
-            headers = (("content-type", ctype),)
-            payload = rec.raw_stream.read()
-    except EOFError as e:
-        return replace(base, error="truncated", error_detail=f"block ends early: {e!r}")
-    except (OSError, ValueError, zlib.error) as e:
-        rec.raw_stream.read()
-        return replace(base, error="unreadable_block", error_detail=repr(e))
-    remaining = getattr(rec.raw_stream, "limit", 0)
-    if declared is not None and remaining:
-        unread = rec.raw_stream.read()  # whatever the file still has of this block
-        whole = _http_length(headers, payload)
-        if whole is not None:  # the HTTP message is whole by its own account: the container length is off
-            payload = payload[:whole]
-        elif remaining > len(unread) and "transfer-encoding" not in dict(headers):
-            # (a chunked decoder buffers what it read, so only an identity body can be measured short)
-            missing = remaining - len(unread)
-            return replace(base, error="truncated", error_detail=f"{missing} of {declared} bytes missing")
-        else:
-            return replace(
-                base,
-                error="unreadable_block",
-                error_detail=f"payload decoding stopped {len(unread)} bytes before the block's end",
-            )
-    return replace(base, http_status=status, headers=headers, payload=payload)
-
-
-def _http_length(headers: tuple[tuple[str, str], ...], payload: bytes) -> int | None:
-    """The body length of an identity-encoded HTTP message whose `Content-Length` the payload read
-    covers (ARC files often declare a record length that disagrees with the message inside)."""
-    values = dict(headers)
-    length = values.get("content-length", "").strip()
-    if not length.isdigit() or "transfer-encoding" in values or "content-encoding" in values:
-        return None
-    return int(length) if int(length) <= len(payload) else None
 
 
 class ReadWarcRecords(beam.DoFn):
