@@ -116,11 +116,13 @@ def jaccard_estimate(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a == b))
 
 
-def band_keys(sig: np.ndarray) -> list[str]:
+def band_keys(sig: np.ndarray) -> list[bytes]:
+    """One 13-byte bucket key per band: the band's number, then a 96-bit hash of its 8 values (two
+    documents share a key iff a band agrees, up to ~2^-96 per pair)."""
     raw = sig.tobytes()  # one copy, cut per band (the bytes of sig[b * ROWS : (b + 1) * ROWS])
     step = ROWS * sig.itemsize
     return [
-        f"b{b}:" + hashlib.blake2b(raw[b * step : (b + 1) * step], digest_size=12).hexdigest()
+        bytes((b,)) + hashlib.blake2b(raw[b * step : (b + 1) * step], digest_size=12).digest()
         for b in range(BANDS)
     ]
 

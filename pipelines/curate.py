@@ -1,12 +1,13 @@
 """The curation job (Apache Beam): read WARC records → assess each under the policy → decontaminate →
 deduplicate → write the manifest (one row per input record) and the kept documents.
 
-    ListWarcFiles → ReadWarcRecords → ApplyGovernancePolicy → Decontaminate → SpillText
+    ListWarcFiles → ReadWarcRecords → ApplyGovernancePolicy → Decontaminate → SpillRows
         → DropDuplicates → WriteManifest / WriteCorpus → CollectWrittenFiles
 
-Records are read by `pipelines.warc` (FastWARC for the common record, warcio for the rest). A
-candidate's text is written once to a spill file where it was extracted; the shuffles of dedup and of
-the writers carry manifest rows and keys only, and each writer copies its kept lines from the spill.
+Records are read by `pipelines.warc` (FastWARC for the common record, warcio for the rest). Each
+record's manifest row, and a candidate's text, are written once to a spill file where they were made;
+the shuffles of dedup and of the writers carry light `Decided` records, and each writer reads its rows
+and copies its kept lines from the spill.
 
 Only wiring lives here; every decision is made by `data_governance`. Inputs and outputs go through
 Beam's FileSystems inside the pipeline (no state outside it), so the job runs unchanged on other Beam
@@ -21,10 +22,12 @@ import io
 import json
 import logging
 import os
+import pickle
 import shutil
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +51,7 @@ from pipelines.warc import read_records
 
 log = logging.getLogger(__name__)
 
-SPILL = "spill"  # curate.tmp/spill/: candidates' corpus lines between extraction and the writers
+SPILL = "spill"  # curate.tmp/spill/: rows and candidates' lines between assessment and the writers
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet", ".wet.gz")
 
 
@@ -205,26 +208,32 @@ class Decontaminate(beam.DoFn):
         yield Assessed(row, None, a.extra)
 
 
-# ---------------------------------------------------------------- spilling the text
+# ---------------------------------------------------------------- spilling rows and text
 
 
 @dataclass(frozen=True)
 class Decided:
-    """A document on its way through deduplication, without its text: a manifest row, where its corpus
-    line waits (`line`: spill file, offset, length; None once it cannot be kept) and its dedup keys.
+    """A document on its way through deduplication to the writers, light: what dedup reads and changes,
+    and where the rest waits. Its manifest row (pickled) and, for a candidate, its corpus line were
+    written once to a spill file of the bundle that assessed it; the writers read them back from there.
 
-    Text never crosses a shuffle: it is written once, where it was extracted, and read back once, by the
-    writer of its part. Shuffles carry ~0.5 KB per document whatever the page size, which bounds the
-    runner's memory per document and keeps the driver of a multi-process run from shuffling text."""
+    So the shuffles carry ~0.3 KB per document whatever the page and its consent record weigh (rows
+    are ~2.3 KB, texts ~5 KB): the runner's memory per document stays small and a multi-process
+    driver does not relay the bulk. The row's doc_id, decision and reasons are those given here."""
 
-    row: dict[str, Any]
-    line: tuple[str, int, int] | None = None
-    keys: tuple[str, ...] = ()
+    doc_id: str
+    source: tuple[str, int]  # (source_file, source_offset): where the record is in the input
+    decision: str
+    reasons: tuple[str, ...]
+    spill: str  # the spill file's name, in the run's spill folder
+    row: tuple[int, int]  # (offset, length) of the pickled manifest row in it
+    line: tuple[int, int] | None = None  # of the corpus line; None once the document cannot be kept
+    keys: tuple[bytes, ...] = ()  # dedup buckets: `dedup_keys`
 
 
-def dedup_keys(row: dict[str, Any], text: str) -> tuple[str, ...]:
+def dedup_keys(row: dict[str, Any], text: str) -> tuple[bytes, ...]:
     """The buckets a candidate falls into: its exact text hash and its MinHash bands."""
-    return ("exact:" + row["text_sha256"], *dedup.band_keys(dedup.signature(text)))
+    return (b"=" + bytes.fromhex(row["text_sha256"]), *dedup.band_keys(dedup.signature(text)))
 
 
 def corpus_line(row: dict[str, Any], text: str) -> bytes:
@@ -233,41 +242,85 @@ def corpus_line(row: dict[str, Any], text: str) -> bytes:
     return (json.dumps({**doc, "text": text}, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-class SpillText(beam.DoFn):
-    """Assessed → Decided: a candidate's corpus line goes to this bundle's spill file in `folder`.
+def final_row(d: Decided, stored: dict[str, Any]) -> dict[str, Any]:
+    """The manifest row: as assessed, with dedup's doc_id, decision and reasons."""
+    return {**stored, "doc_id": d.doc_id, "decision": d.decision, "reasons": list(d.reasons)}
 
-    Every bundle writes its own file under a fresh name, so a retried bundle never overwrites lines that
-    a committed one points at; a downstream step reads a file only after the bundle that wrote it has
-    finished (it sits behind a shuffle). The folder is removed once the outputs are written."""
+
+class SpillRows(beam.DoFn):
+    """Assessed → Decided: the manifest row, and a candidate's corpus line, go to this bundle's spill
+    file in `folder`.
+
+    Every bundle writes its own file under a fresh name, so a retried bundle never overwrites what a
+    committed one points at; a file is read only behind a shuffle, after the bundle that wrote it has
+    finished. The folder is removed once the outputs are written."""
 
     def __init__(self, folder: str, dedup_enabled: bool):
         self.folder = folder
         self.dedup_enabled = dedup_enabled
         self.out: Any = None
-        self.path = ""
+        self.name = ""
         self.offset = 0
 
     def start_bundle(self) -> None:
         self.out = None
 
-    def process(self, a: Assessed) -> Iterator[Decided]:
-        if a.text is None:
-            yield Decided(a.row)
-            return
+    def _write(self, data: bytes) -> tuple[int, int]:
         if self.out is None:
-            self.path = FileSystems.join(self.folder, f"{uuid.uuid4().hex}.jsonl")
-            self.out = FileSystems.create(self.path, compression_type=CompressionTypes.UNCOMPRESSED)
+            self.name = f"{uuid.uuid4().hex}.bin"
+            path = FileSystems.join(self.folder, self.name)
+            self.out = FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
             self.offset = 0
-        data = corpus_line(a.row, a.text)
         self.out.write(data)
-        line = (self.path, self.offset, len(data))
+        at = (self.offset, len(data))
         self.offset += len(data)
-        yield Decided(a.row, line, dedup_keys(a.row, a.text) if self.dedup_enabled else ())
+        return at
+
+    def process(self, a: Assessed) -> Iterator[Decided]:
+        r = a.row
+        row = self._write(pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL))
+        base = (r["doc_id"], (r["source_file"], r["source_offset"]), r["decision"], tuple(r["reasons"]))
+        if a.text is None:
+            yield Decided(*base, self.name, row)
+            return
+        line = self._write(corpus_line(r, a.text))
+        yield Decided(*base, self.name, row, line, dedup_keys(r, a.text) if self.dedup_enabled else ())
 
     def finish_bundle(self) -> None:
         if self.out is not None:
             self.out.close()
             self.out = None
+
+
+class Spill:
+    """Reads spilled bytes back, keeping up to `handles` spill files open (least recently used
+    closed first): a part's documents come from every bundle's file."""
+
+    def __init__(self, folder: str, handles: int = 64):
+        self.folder = folder
+        self.handles = handles
+        self.open: OrderedDict[str, Any] = OrderedDict()
+
+    def read(self, name: str, at: tuple[int, int]) -> bytes:
+        fh = self.open.get(name)
+        if fh is None:
+            if len(self.open) >= self.handles:
+                self.open.popitem(last=False)[1].close()
+            path = FileSystems.join(self.folder, name)
+            fh = self.open[name] = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        else:
+            self.open.move_to_end(name)
+        offset, length = at
+        fh.seek(offset)
+        data = fh.read(length)
+        if len(data) != length:
+            short = f"spilled bytes at {offset} are short ({len(data)} of {length})"
+            raise StageError(f"{self.folder}/{name}: {short}")
+        return bytes(data)
+
+    def close(self) -> None:
+        while self.open:
+            self.open.popitem()[1].close()
 
 
 # ---------------------------------------------------------------- dedup
@@ -280,25 +333,25 @@ def _split_repeated_captures(kv: tuple[str, Iterable[Decided]]) -> Iterator[Deci
     Elements are never changed in place (a runner may hand the same object to several steps):
     changes are made on copies."""
     doc, group = kv
-    items = sorted(group, key=lambda d: (d.row["source_file"], d.row["source_offset"]))
+    items = sorted(group, key=lambda d: d.source)
     yield items[0]
     for d in items[1:]:
-        row = {
-            **d.row,
-            "doc_id": ids.malformed_id(d.row["source_file"], d.row["source_offset"]),
-            "reasons": [*d.row["reasons"], reasons.duplicate_of(doc)],
-            "decision": "dropped" if d.row["decision"] != "quarantined" else "quarantined",
-        }
-        yield Decided(row)
+        yield replace(
+            d,
+            doc_id=ids.malformed_id(*d.source),
+            reasons=(*d.reasons, reasons.duplicate_of(doc)),
+            decision="dropped" if d.decision != "quarantined" else "quarantined",
+            line=None,
+            keys=(),
+        )
 
 
-def _bucket_keys(d: Decided) -> Iterator[tuple[str, str]]:
-    doc = d.row["doc_id"]
+def _bucket_keys(d: Decided) -> Iterator[tuple[bytes, str]]:
     for key in d.keys:
-        yield key, doc
+        yield key, d.doc_id
 
 
-def _link(kv: tuple[str, Iterable[str]]) -> Iterator[tuple[str, str]]:
+def _link(kv: tuple[bytes, Iterable[str]]) -> Iterator[tuple[str, str]]:
     members = sorted(set(kv[1]))
     for other in members[1:]:
         yield members[0], other
@@ -311,8 +364,8 @@ def _mark(kv: tuple[str, dict[str, list[Any]]]) -> Iterator[Decided]:
         if rep is None:
             yield d
             continue
-        row = {**d.row, "reasons": [*d.row["reasons"], reasons.duplicate_of(rep)], "decision": "dropped"}
-        yield Decided(row)
+        marked = (*d.reasons, reasons.duplicate_of(rep))
+        yield replace(d, reasons=marked, decision="dropped", line=None, keys=())
 
 
 class DropDuplicates(beam.PTransform):
@@ -327,7 +380,7 @@ class DropDuplicates(beam.PTransform):
     def expand(self, decided: beam.PCollection) -> beam.PCollection:
         unique = (
             decided
-            | "KeyByDocId" >> beam.Map(lambda d: (d.row["doc_id"], d))
+            | "KeyByDocId" >> beam.Map(lambda d: (d.doc_id, d))
             | "GroupSameCapture" >> beam.GroupByKey()
             | "SplitRepeatedCaptures" >> beam.FlatMap(_split_repeated_captures)
         )
@@ -345,7 +398,7 @@ class DropDuplicates(beam.PTransform):
             | "GroupEdges" >> beam.GroupByKey()
             | "FindComponents" >> beam.FlatMap(lambda kv: dedup.components(list(kv[1])).items())
         )
-        docs = unique | "KeyDocs" >> beam.Map(lambda d: (d.row["doc_id"], d))
+        docs = unique | "KeyDocs" >> beam.Map(lambda d: (d.doc_id, d))
         return (
             {"doc": docs, "rep": reps}
             | "JoinRepresentatives" >> beam.CoGroupByKey()
@@ -365,80 +418,80 @@ def part_name(shard: int, shards: int, suffix: str) -> str:
     return f"part-{shard:05d}-of-{shards:05d}{suffix}"
 
 
-Encode = Callable[[list[Any], Any], None]
+Encode = Callable[[list[Decided], Spill, Any], None]
 
 
 class _WriteShard(beam.DoFn):
-    """(shard, {"items": [...], "shard": [...]}) → one part file, items sorted by doc_id, written to a
-    temporary name and renamed into place (a retried bundle rewrites the same bytes)."""
+    """(shard, {"items": [...], "shard": [...]}) → one part file, documents sorted by doc_id, written to
+    a temporary name and renamed into place (a retried bundle rewrites the same bytes)."""
 
-    def __init__(self, folder: str, shards: int, suffix: str, encode: Encode):
+    def __init__(self, folder: str, shards: int, suffix: str, encode: Encode, spill: str):
         self.folder = folder
         self.shards = shards
         self.suffix = suffix
         self.encode = encode
+        self.spill = spill
 
-    def process(self, element: tuple[int, dict[str, Iterable[Any]]]) -> Iterator[str]:
+    def process(self, element: tuple[int, dict[str, Iterable[Decided]]]) -> Iterator[str]:
         shard, joined = element
-        items = sorted(joined["items"], key=lambda kv: kv[0])
+        docs = sorted(joined["items"], key=lambda d: d.doc_id)
         final = FileSystems.join(self.folder, part_name(shard, self.shards, self.suffix))
         tmp = f"{final}.{uuid.uuid4().hex}.tmp"
-        with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            self.encode([item for _, item in items], fh)
+        spill = Spill(self.spill)
+        try:
+            with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+                self.encode(docs, spill, fh)
+        finally:
+            spill.close()
         if FileSystems.exists(final):
             FileSystems.delete([final])
         FileSystems.rename([tmp], [final])
         yield final
 
 
-def _encode_manifest(rows: list[dict[str, Any]], out: Any) -> None:
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows, schema=manifest.SCHEMA), buf)
-    out.write(buf.getvalue())
+# Rows per row group of a manifest part: a writer holds at most this many rows (~2.3 KB each as Arrow
+# data), whatever the part's size.
+ROW_GROUP = 50_000
 
 
-def _copy_lines(lines: list[tuple[str, int, int]], out: Any) -> None:
-    """Copies spilled corpus lines into the part in the given order, one spill file open at a time
-    (lines of a file are read in offset order when they follow each other)."""
-    src: Any = None
-    opened = ""
-    try:
-        for path, offset, length in lines:
-            if path != opened:
-                if src is not None:
-                    src.close()
-                src = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-                opened = path
-            src.seek(offset)
-            data = src.read(length)
-            if len(data) != length:
-                raise StageError(f"{path}: spilled line at {offset} is short ({len(data)} of {length} bytes)")
-            out.write(data)
-    finally:
-        if src is not None:
-            src.close()
+def _encode_manifest(docs: list[Decided], spill: Spill, out: Any) -> None:
+    """The part's rows in doc_id order, one row group at a time (each read from the spill in file order)."""
+    with pq.ParquetWriter(out, manifest.SCHEMA) as writer:
+        for start in range(0, max(len(docs), 1), ROW_GROUP):
+            group = docs[start : start + ROW_GROUP]
+            rows: list[dict[str, Any]] = [{}] * len(group)
+            for i in sorted(range(len(group)), key=lambda i: (group[i].spill, group[i].row)):
+                rows[i] = final_row(group[i], pickle.loads(spill.read(group[i].spill, group[i].row)))
+            writer.write_table(pa.Table.from_pylist(rows, schema=manifest.SCHEMA), row_group_size=ROW_GROUP)
+
+
+def _copy_lines(docs: list[Decided], spill: Spill, out: Any) -> None:
+    """The kept documents' lines, copied from the spill in doc_id order (never all in memory)."""
+    for d in docs:
+        assert d.line is not None, "only kept documents reach the corpus writer"
+        out.write(spill.read(d.spill, d.line))
 
 
 class WriteShards(beam.PTransform):
-    """(doc_id, item) → `shards` part files in `folder`, every part written even when empty.
+    """Decided → `shards` part files in `folder`, every part written even when empty.
 
     Beam's own file sinks (WriteToParquet, WriteToText) pass their temporary folder to the writers as
     a singleton side input; DaskRunner re-evaluates a side input for every reader, so writers and
     finalizer disagree on that folder and rows are lost. This sink needs no side input: documents are
     keyed by shard, joined with the list of shards, and each part is written by one element."""
 
-    def __init__(self, folder: str, shards: int, suffix: str, encode: Encode):
+    def __init__(self, folder: str, shards: int, suffix: str, encode: Encode, spill: str):
         super().__init__()
-        self.folder, self.shards, self.suffix, self.encode = folder, shards, suffix, encode
+        self.folder, self.shards, self.suffix, self.encode, self.spill = folder, shards, suffix, encode, spill
 
     def expand(self, keyed: beam.PCollection) -> beam.PCollection:
         n = self.shards
-        items = keyed | "KeyByShard" >> beam.Map(lambda kv: (shard_of(kv[0], n), kv))
+        items = keyed | "KeyByShard" >> beam.Map(lambda d: (shard_of(d.doc_id, n), d))
         every = keyed.pipeline | "ListShards" >> beam.Create([(k, None) for k in range(n)])
         return (
             {"items": items, "shard": every}
             | "GroupByShard" >> beam.CoGroupByKey()
-            | "WriteShard" >> beam.ParDo(_WriteShard(self.folder, n, self.suffix, self.encode))
+            | "WriteShard" >> beam.ParDo(_WriteShard(self.folder, n, self.suffix, self.encode, self.spill))
         )
 
 
@@ -453,19 +506,17 @@ def build(p: beam.Pipeline, cfg: RunConfig, files: list[Path], robots: Path, out
         | "ReadWarcRecords" >> beam.ParDo(ReadWarcRecords())
         | "ApplyGovernancePolicy" >> beam.ParDo(ApplyGovernancePolicy(cfg, str(robots), takedowns))
         | "Decontaminate" >> beam.ParDo(Decontaminate(cfg.governance))
-        | "SpillText" >> beam.ParDo(SpillText(str(out / SPILL), dedup_on))
+        | "SpillRows" >> beam.ParDo(SpillRows(str(out / SPILL), dedup_on))
         | "DropDuplicates" >> DropDuplicates(dedup_on)
     )
-    written_manifest = (
-        rows
-        | "ToManifestRows" >> beam.Map(lambda d: (d.row["doc_id"], d.row))
-        | "WriteManifest" >> WriteShards(str(out / "manifest"), shards, ".parquet", _encode_manifest)
+    spill = str(out / SPILL)
+    written_manifest = rows | "WriteManifest" >> WriteShards(
+        str(out / "manifest"), shards, ".parquet", _encode_manifest, spill
     )
     written_corpus = (
         rows
-        | "SelectKept" >> beam.Filter(lambda d: d.row["decision"] == "kept")
-        | "ToCorpusLines" >> beam.Map(lambda d: (d.row["doc_id"], d.line))
-        | "WriteCorpus" >> WriteShards(str(out / "documents"), shards, ".jsonl", _copy_lines)
+        | "SelectKept" >> beam.Filter(lambda d: d.decision == "kept")
+        | "WriteCorpus" >> WriteShards(str(out / "documents"), shards, ".jsonl", _copy_lines, spill)
     )
     # One terminal step that depends on both outputs: DaskRunner computes only the last step's graph.
     _ = (written_manifest, written_corpus) | "CollectWrittenFiles" >> beam.Flatten()

@@ -118,6 +118,35 @@ def test_rerun_and_two_workers_give_the_same_digest(curated, tmp_path):
     assert again["digest"] == summary["digest"] == split["digest"]
 
 
+def test_parts_are_written_a_row_group_at_a_time_from_the_spill(curated, tmp_path, monkeypatch):
+    """A writer holds one row group of its part, not the part: with small row groups and several
+    parts, the rows, the digest and the kept documents are those of the one-part run, every part's
+    rows are sorted by doc_id, and the spill is gone."""
+    import pyarrow.parquet as pq
+
+    cfg0, summary, rows, _ = curated
+    monkeypatch.setattr(curate, "ROW_GROUP", 7)
+    cfg = load_cfg(tmp_path / "small-groups", "curate.shards=3")
+    out = curate.run(cfg)
+    assert out["digest"] == summary["digest"]
+    parts = sorted(cfg.paths.manifest.glob("part-*.parquet"))
+    assert len(parts) == 3
+    for part in parts:
+        meta = pq.read_metadata(part)
+        assert meta.num_row_groups == -(-meta.num_rows // 7)
+        ids = pq.read_table(part, columns=["doc_id"]).column("doc_id").to_pylist()
+        assert ids == sorted(ids) and all(curate.shard_of(i, 3) == parts.index(part) for i in ids)
+    assert sorted(curate.read_manifest(cfg.paths.manifest), key=lambda r: r["doc_id"]) == sorted(
+        rows, key=lambda r: r["doc_id"]
+    )
+
+    def lines(folder: Path) -> list[str]:
+        return sorted(line for f in folder.glob("part-*.jsonl") for line in f.read_text().splitlines())
+
+    assert lines(cfg.paths.documents) == lines(cfg0.paths.documents)
+    assert not (cfg.paths.curate / curate.SPILL).exists()
+
+
 def test_takedown_removes_a_domain_and_open_licence_mode(curated, tmp_path):
     _, _, rows, _ = curated
     victim = next(r for r in rows if r["decision"] == "kept")["domain"]

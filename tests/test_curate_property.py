@@ -145,9 +145,10 @@ def test_run_killed_midway_and_restarted_matches_uninterrupted_run(tmp_path):
         cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     tmp_out = killed.paths.curate.with_name("curate.tmp")
-    while not tmp_out.exists() and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(1.0)  # well inside the Beam job (it runs for several seconds)
+    spill = tmp_out / curate.SPILL
+    # Killed once the first bundle has spilled rows: inside the Beam job, before any part is written.
+    while not (spill.is_dir() and any(spill.iterdir())) and proc.poll() is None:
+        time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL

@@ -72,16 +72,10 @@ def test_short_block_is_truncated_not_silently_short():
 def _cand(doc: str, text: str) -> Decided:
     import hashlib
 
-    row = {
-        "doc_id": doc,
-        "source_file": "f",
-        "source_offset": int(doc, 16),
-        "reasons": [],
-        "decision": "kept",
-        "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
-    }
-    # (the spilled line is never read here: dedup decides from the keys)
-    return Decided(row, ("spill", 0, len(text)), dedup_keys(row, text))
+    row = {"doc_id": doc, "text_sha256": hashlib.sha256(text.encode()).hexdigest()}
+    # (the spill is never read here: dedup decides from the keys)
+    keys = dedup_keys(row, text)
+    return Decided(doc, ("f", int(doc, 16)), "kept", (), "spill", (0, 0), (0, len(text)), keys)
 
 
 # A page-length text (300 distinct words) with one word changed: Jaccard of 5-grams ≈ 0.97.
@@ -97,7 +91,7 @@ def test_drop_duplicates_keeps_smallest_id_per_group():
             p
             | "Create" >> beam.Create(docs)
             | "Dedup" >> DropDuplicates(enabled=True)
-            | "Summarize" >> beam.Map(lambda a: (a.row["doc_id"], a.row["decision"], tuple(a.row["reasons"])))
+            | "Summarize" >> beam.Map(lambda d: (d.doc_id, d.decision, d.reasons))
         )
         assert_that(
             out,
