@@ -8,10 +8,11 @@ import io
 import uuid
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.curate import Decided, DropDuplicates, dedup_keys, read_records
+from pipelines.curate import Decided, DropDuplicates, dedup_keys, group_of, pack, read_records, unpack
 
 HTML = b"<html><body><p>Hello harbour.</p></body></html>"
 
@@ -84,13 +85,20 @@ NEAR = LONG.replace("market10 ", "bakery10 ")
 OTHER = "Bakers in the old town explain how rye sourdough is fed, folded and baked in stone ovens each day. "
 
 
-def test_drop_duplicates_keeps_smallest_id_per_group():
+@pytest.mark.parametrize("groups", [1, 2, 16])
+def test_drop_duplicates_keeps_smallest_id_per_group(groups):
+    """The same decisions whatever the number of groups the documents and keys are packed into, and
+    whichever input pack a document arrives in (two packs of one group, as two files give)."""
     docs = [_cand("0a", LONG), _cand("0b", LONG), _cand("0c", NEAR), _cand("0d", OTHER * 3)]
+    packs: dict[tuple[int, int], list[Decided]] = {}
+    for i, d in enumerate(docs):
+        packs.setdefault((group_of(d.doc_id, groups), i % 2), []).append(d)
     with BeamTestPipeline(runner="FnApiRunner") as p:
         out = (
             p
-            | "Create" >> beam.Create(docs)
-            | "Dedup" >> DropDuplicates(enabled=True)
+            | "Create" >> beam.Create([(g, pack(docs)) for (g, _), docs in sorted(packs.items())])
+            | "Dedup" >> DropDuplicates(enabled=True, groups=groups)
+            | "Unpack" >> beam.FlatMap(lambda kv: unpack(kv[1]))
             | "Summarize" >> beam.Map(lambda d: (d.doc_id, d.decision, d.reasons))
         )
         assert_that(
