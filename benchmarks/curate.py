@@ -366,7 +366,7 @@ def child_stages(files: list[Path], work: Path, args: list[str]) -> dict[str, An
                     with clock.stage("documents_write"):
                         lines.append(curate.corpus_line(a.row, a.text))
     with clock.stage("manifest_write"), (work / "manifest.parquet").open("wb") as out:
-        curate._encode_manifest(rows, out)
+        curate.write_part([rows], out)  # (with the counts, audit facts and digest leaves of the rows)
     with clock.stage("documents_write"):
         (work / "documents.jsonl").write_bytes(b"".join(lines))
     return {

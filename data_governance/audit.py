@@ -1025,31 +1025,43 @@ def add_takedown(
 # ---------------------------------------------------------------- derived documents
 
 
-def derive_facts(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the derived documents need beyond manifest.json: dates, snapshots, signals, domain shares."""
-    dates = sorted(r["crawl_date"] for r in rows if r.get("crawl_date"))
-    kept_dates = sorted(r["crawl_date"] for r in rows if r.get("crawl_date") and r["decision"] == "kept")
-    snaps: set[str] = set()
-    signals: Counter[str] = Counter()
-    families: Counter[str] = Counter()
-    chars: Counter[str] = Counter()
-    types: Counter[str] = Counter()
-    opted_out = 0
-    for r in rows:
-        types[r.get("content_type") or "(none)"] += 1
-        opted_out += any(x.startswith(OPT_OUT) for x in r["reasons"] or [])
+class Facts:
+    """What the derived documents need beyond manifest.json (dates, snapshots, signals, domain shares),
+    accumulated row by row and mergeable: each manifest writer collects its part's, the run adds them."""
+
+    def __init__(self) -> None:
+        self.first: str | None = None  # crawl dates
+        self.last: str | None = None
+        self.kept_last: str | None = None
+        self.snaps: set[str] = set()
+        self.signals: Counter[str] = Counter()
+        self.families: Counter[str] = Counter()
+        self.chars: Counter[str] = Counter()
+        self.types: Counter[str] = Counter()
+        self.opted_out = 0
+
+    def add(self, r: dict[str, Any]) -> None:
+        date = r.get("crawl_date")
+        if date:
+            self.first = date if self.first is None else min(self.first, date)
+            self.last = date if self.last is None else max(self.last, date)
+            if r["decision"] == "kept":
+                self.kept_last = date if self.kept_last is None else max(self.kept_last, date)
+        self.types[r.get("content_type") or "(none)"] += 1
+        self.opted_out += any(x.startswith(OPT_OUT) for x in r["reasons"] or [])
         for code in set(x.split(":", 1)[0] if ":" in x else x for x in r["reasons"] or []):
-            families[code] += 1
+            self.families[code] += 1
         if r["decision"] == "kept":
-            chars[r.get("domain") or "(none)"] += r.get("chars") or 0
+            self.chars[r.get("domain") or "(none)"] += r.get("chars") or 0
         try:
             consent = json.loads(r.get("consent") or "{}")
             evidence = json.loads(r.get("licence_evidence") or "[]")
         except ValueError:
-            continue
+            return
+        signals = self.signals
         robots = consent.get("robots") or {}
         if robots.get("snapshot_date"):
-            snaps.add(str(robots["snapshot_date"]))
+            self.snaps.add(str(robots["snapshot_date"]))
         if robots.get("fallback"):
             signals["robots.txt fallback (" + str(robots["fallback"]) + ")"] += 1
         if any(v is False for v in (robots.get("verdicts") or {}).values()):
@@ -1065,31 +1077,64 @@ def derive_facts(rows: list[dict[str, Any]]) -> dict[str, Any]:
             signals["noai in X-Robots-Tag"] += 1
         if evidence:
             signals["licence link found"] += 1
-    total = sum(chars.values()) or 1
-    return {
-        "crawl_period": {"first": dates[0] if dates else None, "last": dates[-1] if dates else None},
-        "kept_cutoff": kept_dates[-1] if kept_dates else None,
-        "robots_snapshots": sorted(snaps),
-        "signals": dict(signals.most_common()),
-        "opted_out_rows": opted_out,
-        "reason_families": dict(families.most_common()),
-        "content_types": dict(types.most_common()),
-        "domain_shares": [
-            {"domain": d, "kept_chars": c, "share": round(c / total, 6)} for d, c in chars.most_common()
-        ],
-    }
+
+    def merge(self, other: Facts) -> Facts:
+        for mine in ("first", "last", "kept_last"):
+            a, b = getattr(self, mine), getattr(other, mine)
+            pick = min if mine == "first" else max
+            setattr(self, mine, b if a is None else a if b is None else pick(a, b))
+        self.snaps |= other.snaps
+        for name in ("signals", "families", "chars", "types"):
+            getattr(self, name).update(getattr(other, name))
+        self.opted_out += other.opted_out
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: dict(v) if isinstance(v, Counter) else v for k, v in vars(self).items()}
+        return {**out, "snaps": sorted(self.snaps)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Facts:
+        out = cls()
+        for k, v in data.items():
+            kind = type(getattr(out, k))
+            setattr(out, k, Counter(v) if kind is Counter else set(v) if kind is set else v)
+        return out
+
+    def result(self) -> dict[str, Any]:
+        total = sum(self.chars.values()) or 1
+        return {
+            "crawl_period": {"first": self.first, "last": self.last},
+            "kept_cutoff": self.kept_last,
+            "robots_snapshots": sorted(self.snaps),
+            "signals": dict(self.signals.most_common()),
+            "opted_out_rows": self.opted_out,
+            "reason_families": dict(self.families.most_common()),
+            "content_types": dict(self.types.most_common()),
+            "domain_shares": [
+                {"domain": d, "kept_chars": c, "share": round(c / total, 6)}
+                for d, c in self.chars.most_common()
+            ],
+        }
 
 
-def write_artefacts(
-    cfg: Any, folder: Path, rows: list[dict[str, Any]], meta: dict[str, Any]
-) -> dict[str, str]:
+def derive_facts(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """What the derived documents need beyond manifest.json: dates, snapshots, signals, domain shares."""
+    facts = Facts()
+    for r in rows:
+        facts.add(r)
+    return facts.result()
+
+
+def write_artefacts(cfg: Any, folder: Path, meta: dict[str, Any], facts: dict[str, Any]) -> dict[str, str]:
     """Write the lookup index, croissant.json, eu_summary.{md,json} and data_report.html into `folder`
-    (the curate stage's temporary manifest folder, so they appear atomically with the manifest)."""
+    (the curate stage's temporary manifest folder, so they appear atomically with the manifest);
+    `facts`: `Facts.result()` (or `derive_facts`) of the manifest's rows."""
     from data_governance import croissant, data_report, eu_summary, lookup
 
     documents = sorted((folder.parent / "documents").glob("*.jsonl"))
     files = [{"path": d.name, "sha256": sha256_file(d)} for d in documents]
-    info = {**meta, **derive_facts(rows), "document_files": files}
+    info = {**meta, **facts, "document_files": files}
     lookup.build(folder, meta["digest"]["root"])
     (folder / "croissant.json").write_text(
         json.dumps(croissant.build(cfg, info), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"

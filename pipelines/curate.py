@@ -18,6 +18,7 @@ complete: a run killed mid-way leaves nothing half-written, and its restart star
 
 from __future__ import annotations
 
+import heapq
 import io
 import json
 import logging
@@ -43,6 +44,7 @@ from commonweights.config import GovernanceConfig, RunConfig, policy_hash, polic
 from commonweights.errors import InputError, StageError
 from data_governance import decontam, dedup, ids, langid, manifest, quality, reasons
 from data_governance.assess import Assessed, Assessor, RawRecord, engine_record
+from data_governance.ids import sha256_file
 from data_governance.robots import RobotsRule, Snapshot
 from data_governance.signals import TdmSnapshot
 from data_governance.takedowns import Takedowns
@@ -52,6 +54,7 @@ from pipelines.warc import read_records
 log = logging.getLogger(__name__)
 
 SPILL = "spill"  # curate.tmp/spill/: rows and candidates' lines between assessment and the writers
+STATS = "stats"  # curate.tmp/stats/: each manifest part's counts, audit facts and digest leaves
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".wet", ".wet.gz")
 
 
@@ -516,19 +519,21 @@ def part_name(shard: int, shards: int, suffix: str) -> str:
     return f"part-{shard:05d}-of-{shards:05d}{suffix}"
 
 
-Encode = Callable[[list[Decided], Spill, Any], None]
+# (documents, spill, output stream) → what the part tells the run besides its bytes (or None)
+Encode = Callable[[list[Decided], Spill, Any], bytes | None]
 
 
 class _WriteShard(beam.DoFn):
     """(shard, {"items": [...], "shard": [...]}) → one part file, documents sorted by doc_id, written to
     a temporary name and renamed into place (a retried bundle rewrites the same bytes)."""
 
-    def __init__(self, folder: str, shards: int, suffix: str, encode: Encode, spill: str):
+    def __init__(self, folder: str, shards: int, suffix: str, encode: Encode, spill: str, stats: str):
         self.folder = folder
         self.shards = shards
         self.suffix = suffix
         self.encode = encode
         self.spill = spill
+        self.stats = stats
 
     def process(self, element: tuple[int, dict[str, Iterable[bytes]]]) -> Iterator[str]:
         shard, joined = element
@@ -538,13 +543,25 @@ class _WriteShard(beam.DoFn):
         spill = Spill(self.spill)
         try:
             with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-                self.encode(docs, spill, fh)
+                sidecar = self.encode(docs, spill, fh)
         finally:
             spill.close()
+        if sidecar is not None:
+            _replace(FileSystems.join(self.stats, part_name(shard, self.shards, ".stats")), sidecar)
         if FileSystems.exists(final):
             FileSystems.delete([final])
         FileSystems.rename([tmp], [final])
         yield final
+
+
+def _replace(final: str, data: bytes) -> None:
+    """Writes `data` to `final` through a temporary name (a retried bundle rewrites the same bytes)."""
+    tmp = f"{final}.{uuid.uuid4().hex}.tmp"
+    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        fh.write(data)
+    if FileSystems.exists(final):
+        FileSystems.delete([final])
+    FileSystems.rename([tmp], [final])
 
 
 # Rows per row group of a manifest part: a writer holds at most this many rows (~2.3 KB each as Arrow
@@ -552,15 +569,38 @@ class _WriteShard(beam.DoFn):
 ROW_GROUP = 50_000
 
 
-def _encode_manifest(docs: list[Decided], spill: Spill, out: Any) -> None:
-    """The part's rows in doc_id order, one row group at a time (each read from the spill in file order)."""
-    with pq.ParquetWriter(out, manifest.SCHEMA) as writer:
-        for start in range(0, max(len(docs), 1), ROW_GROUP):
+def _encode_manifest(docs: list[Decided], spill: Spill, out: Any) -> bytes:
+    """The part's rows in doc_id order, one row group at a time, each read from the spill in file order."""
+
+    def groups() -> Iterator[list[dict[str, Any]]]:
+        for start in range(0, len(docs), ROW_GROUP):
             group = docs[start : start + ROW_GROUP]
             rows: list[dict[str, Any]] = [{}] * len(group)
             for i in sorted(range(len(group)), key=lambda i: (group[i].spill, group[i].row)):
                 rows[i] = final_row(group[i], pickle.loads(spill.read(group[i].spill, group[i].row)))
+            yield rows
+
+    return write_part(groups(), out)
+
+
+def write_part(groups: Iterable[list[dict[str, Any]]], out: Any) -> bytes:
+    """Writes a manifest part, a row group per list of rows (in doc_id order), and returns its sidecar:
+    the part's share of manifest.json and of the derived documents — its counts (`manifest.Summary`),
+    audit facts (`audit.Facts`) and digest leaves (doc_id, leaf) in doc_id order — so the run can
+    finish the manifest without reading its rows again (`finish_parts`)."""
+    from data_governance.audit import Facts
+
+    summary, facts, leaves = manifest.Summary(), Facts(), bytearray()
+    with pq.ParquetWriter(out, manifest.SCHEMA) as writer:
+        for rows in groups:
+            for row in rows:
+                summary.add(row)
+                facts.add(row)
+                leaves += bytes.fromhex(row["doc_id"]) + manifest.leaf(row)
             writer.write_table(pa.Table.from_pylist(rows, schema=manifest.SCHEMA), row_group_size=ROW_GROUP)
+        if summary.rows == 0:  # an empty part still has the schema
+            writer.write_table(pa.Table.from_pylist([], schema=manifest.SCHEMA))
+    return pickle.dumps({"summary": summary.to_json(), "facts": facts.to_json(), "leaves": bytes(leaves)})
 
 
 def _copy_lines(docs: list[Decided], spill: Spill, out: Any) -> None:
@@ -589,10 +629,12 @@ class WriteShards(beam.PTransform):
     finalizer disagree on that folder and rows are lost. This sink needs no side input: documents are
     keyed by shard, joined with the list of shards, and each part is written by one element."""
 
-    def __init__(self, folder: str, shards: int, suffix: str, encode: Encode, spill: str, kept_only: bool):
+    def __init__(
+        self, folder: str, shards: int, suffix: str, encode: Encode, spill: str, stats: str, kept_only: bool
+    ):
         super().__init__()
-        self.folder, self.shards, self.suffix, self.encode, self.spill = folder, shards, suffix, encode, spill
-        self.kept_only = kept_only
+        self.folder, self.shards, self.suffix, self.encode = folder, shards, suffix, encode
+        self.spill, self.stats, self.kept_only = spill, stats, kept_only
 
     def expand(self, keyed: beam.PCollection) -> beam.PCollection:
         n = self.shards
@@ -601,7 +643,8 @@ class WriteShards(beam.PTransform):
         return (
             {"items": items, "shard": every}
             | "GroupByShard" >> beam.CoGroupByKey()
-            | "WriteShard" >> beam.ParDo(_WriteShard(self.folder, n, self.suffix, self.encode, self.spill))
+            | "WriteShard"
+            >> beam.ParDo(_WriteShard(self.folder, n, self.suffix, self.encode, self.spill, self.stats))
         )
 
 
@@ -618,11 +661,12 @@ def build(p: beam.Pipeline, cfg: RunConfig, files: list[Path], robots: Path, out
         | "CurateFiles" >> beam.ParDo(CurateFiles(cfg, str(robots), takedowns, spill, groups))
         | "DropDuplicates" >> DropDuplicates(dedup_on, groups)
     )
+    stats = str(out / STATS)
     written_manifest = rows | "WriteManifest" >> WriteShards(
-        str(out / "manifest"), shards, ".parquet", _encode_manifest, spill, kept_only=False
+        str(out / "manifest"), shards, ".parquet", _encode_manifest, spill, stats, kept_only=False
     )
     written_corpus = rows | "WriteCorpus" >> WriteShards(
-        str(out / "documents"), shards, ".jsonl", _copy_lines, spill, kept_only=True
+        str(out / "documents"), shards, ".jsonl", _copy_lines, spill, stats, kept_only=True
     )
     # One terminal step that depends on both outputs: DaskRunner computes only the last step's graph.
     _ = (written_manifest, written_corpus) | "CollectWrittenFiles" >> beam.Flatten()
@@ -640,9 +684,43 @@ def read_manifest(folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def write_manifest_json(cfg: RunConfig, folder: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+class Finished(NamedTuple):
+    """What the manifest parts' sidecars add up to."""
+
+    summary: dict[str, Any]  # manifest.Summary.result()
+    facts: dict[str, Any]  # audit.Facts.result()
+    root: str  # the Merkle root of all rows in doc_id order
+    rows: int
+
+
+def finish_parts(folder: Path, stats: Path) -> Finished:
+    """Adds up the parts' sidecars (in part order) and joins their digest leaves in doc_id order, in
+    O(parts + log rows) memory: no row is read again. A doc_id in two places fails the run."""
+    from data_governance.audit import Facts
+
+    summary, facts, sidecars = manifest.Summary(), Facts(), []
+    for part in sorted(folder.glob("part-*.parquet")):
+        side = pickle.loads((stats / (part.name.removesuffix(".parquet") + ".stats")).read_bytes())
+        summary.merge(manifest.Summary.from_json(side["summary"]))
+        facts.merge(Facts.from_json(side["facts"]))
+        sidecars.append(side["leaves"])
+    tree, last = manifest.MerkleStream(), b""
+    for doc, leaf in heapq.merge(*(_leaves(data) for data in sidecars)):
+        if doc == last:
+            raise StageError(f"curate: doc_id {doc.hex()} is in the manifest twice ({folder})")
+        tree.add(leaf)
+        last = doc
+    return Finished(summary.result(), facts.result(), tree.root(), tree.count)
+
+
+def _leaves(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    for i in range(0, len(data), 48):
+        yield data[i : i + 16], data[i + 16 : i + 48]
+
+
+def write_manifest_json(cfg: RunConfig, folder: Path, summary: dict[str, Any], root: str) -> dict[str, Any]:
     parts = [
-        {"path": p.name, "sha256": ids.sha256(p.read_bytes()), "rows": pq.read_metadata(p).num_rows}
+        {"path": p.name, "sha256": sha256_file(p), "rows": pq.read_metadata(p).num_rows}
         for p in sorted(folder.glob("part-*.parquet"))
     ]
     doc = {
@@ -652,8 +730,8 @@ def write_manifest_json(cfg: RunConfig, folder: Path, rows: list[dict[str, Any]]
         "policy_hash": policy_hash(cfg.governance),
         "engine": engine_record(cfg.governance),
         "config_digest": cfg.digest(),
-        **manifest.summarize(rows),
-        "digest": {"algorithm": "merkle-sha256", "root": manifest.digest(rows), "order": "doc_id"},
+        **summary,
+        "digest": {"algorithm": "merkle-sha256", "root": root, "order": "doc_id"},
         "parts": parts,
     }
     (folder / "manifest.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
@@ -681,7 +759,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     # A run killed mid-way leaves only curate.tmp/ behind (and, at worst, curate.old/): a restart
     # starts over from the inputs, so its manifest is that of an uninterrupted run.
     shutil.rmtree(tmp, ignore_errors=True)
-    for sub in ("manifest", "documents", SPILL):
+    for sub in ("manifest", "documents", SPILL, STATS):
         (tmp / sub).mkdir(parents=True)
     p = beam.Pipeline(options=pipeline_options(cfg.curate))
     build(p, cfg, files, robots, tmp)
@@ -694,15 +772,14 @@ def run(cfg: RunConfig) -> dict[str, Any]:
             client.close()
     shutil.rmtree(tmp / SPILL)  # every kept line has been copied into its part
     read = _counter(result, "records_read")
-    rows = read_manifest(tmp / "manifest")
-    if read is not None and len(rows) != read:
-        raise StageError(f"curate: {read} records read but {len(rows)} manifest rows written in {tmp}")
-    if len({r["doc_id"] for r in rows}) != len(rows):
-        raise StageError(f"curate: duplicate doc_id in the manifest written to {tmp}")
-    doc = write_manifest_json(cfg, tmp / "manifest", rows)
+    done = finish_parts(tmp / "manifest", tmp / STATS)
+    shutil.rmtree(tmp / STATS)
+    if read is not None and done.rows != read:
+        raise StageError(f"curate: {read} records read but {done.rows} manifest rows written in {tmp}")
+    doc = write_manifest_json(cfg, tmp / "manifest", done.summary, done.root)
     from data_governance.audit import write_artefacts  # index, Croissant, EU summary, data report
 
-    write_artefacts(cfg, tmp / "manifest", rows, doc)
+    write_artefacts(cfg, tmp / "manifest", doc, done.facts)
     old = final.with_name(final.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():

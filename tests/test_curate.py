@@ -291,3 +291,45 @@ def test_language_filter_and_reference_quality_through_the_pipeline(curated, tmp
     assert all("language:en" in r["reasons"] for r in after if r["doc_id"] in was_kept)
     ref = curate.run(load_cfg(tmp_path / "ref", "governance.quality.mode=datatrove"))
     assert ref["rows"] == summary["rows"] and 0 < ref["counts"]["kept"]
+
+
+def test_streamed_merkle_root_is_the_level_by_level_root():
+    import hashlib
+
+    leaves = [hashlib.sha256(str(i).encode()).digest() for i in range(600)]
+    for n in [*range(0, 70), 127, 128, 129, 255, 256, 257, 600]:
+        tree = manifest.MerkleStream()
+        for leaf in leaves[:n]:
+            tree.add(leaf)
+        assert tree.root() == manifest.merkle_root(leaves[:n]) and tree.count == n
+
+
+def test_part_counts_facts_and_leaves_add_up_to_those_of_all_rows(curated, tmp_path):
+    """Each writer counts its part; the run adds the parts up (in part order) instead of reading the
+    rows again: the same manifest.json counts, the same derived facts (ties in the same order) and the
+    same digest as from all rows at once; a doc_id in two parts fails the run."""
+    import random
+
+    from commonweights.errors import StageError
+    from data_governance import audit
+
+    _, summary, rows, _ = curated
+    ordered = sorted(rows, key=lambda r: r["doc_id"])
+    parts: list[list[dict]] = [[], [], []]
+    for r in ordered:
+        parts[random.Random(r["doc_id"]).randrange(3)].append(r)
+    folder, stats = tmp_path / "manifest", tmp_path / "stats"
+    folder.mkdir(), stats.mkdir()
+    for k, part in enumerate(parts):
+        with (folder / curate.part_name(k, 3, ".parquet")).open("wb") as out:
+            (stats / curate.part_name(k, 3, ".stats")).write_bytes(curate.write_part([part], out))
+    done = curate.finish_parts(folder, stats)
+    by_part = [r for part in parts for r in part]  # the order the rows are read back in
+    assert done.rows == len(rows) and done.root == summary["digest"] == manifest.digest(rows)
+    assert json.dumps(done.summary) == json.dumps(manifest.summarize(by_part))
+    assert json.dumps(done.facts) == json.dumps(audit.derive_facts(by_part))
+    again = sorted([parts[0][0], *parts[1]], key=lambda r: r["doc_id"])  # part 0's first row in part 1 too
+    with (folder / curate.part_name(1, 3, ".parquet")).open("wb") as out:
+        (stats / curate.part_name(1, 3, ".stats")).write_bytes(curate.write_part([again], out))
+    with pytest.raises(StageError, match="twice"):
+        curate.finish_parts(folder, stats)
