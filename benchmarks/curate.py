@@ -53,7 +53,9 @@ FILES = 16
 SEED = 0
 QUALITY_FIRST = "governance.quality.mode=datatrove"  # the reference / quality-first mode
 TWO_WORKERS = ("curate.runner=multi-process", "curate.workers=2")
-SIXTEEN_PARTS = ("curate.shards=16",)
+# Every Beam measurement writes 16 parts: with one part a single worker writes the whole manifest
+# while the other waits (a user with N workers sets curate.shards >= N).
+PARTS = ("curate.shards=16",)
 
 
 # ---------------------------------------------------------------- machine and input
@@ -545,25 +547,16 @@ def main() -> None:
         )
 
     small = scale_input(args.cache, args.memory_pages) if args.memory_pages else None
-    fast, quality = (str(robots),), (str(robots), QUALITY_FIRST)
-    small_fast = (str(small / "robots.jsonl"),) if small else ()
+    fast, quality = (str(robots), *PARTS), (str(robots), QUALITY_FIRST, *PARTS)
+    small_fast = (str(small / "robots.jsonl"), *PARTS) if small else ()
     # (label, child, files (0: all), child arguments, cores, input folder)
     plan: list[tuple[str, str, int, tuple[str, ...], int, Path | None]] = [
         ("fastwarc_floor", "fastwarc", 0, (), 1, full),
-        ("fast_stages_plain_python", "stages", 0, fast, 1, full),
+        ("fast_stages_plain_python", "stages", 0, (str(robots),), 1, full),
         ("fast_beam_1_worker", "commonweights", 0, fast, 1, full),
         ("fast_beam_2_workers", "commonweights", 0, fast + TWO_WORKERS, 2, full),
         ("fast_beam_1_worker_small_input", "commonweights", 0, small_fast, 1, small),
         ("fast_beam_2_workers_small_input", "commonweights", 0, small_fast + TWO_WORKERS, 2, small),
-        # Memory: the writers sort each output part in one worker; more parts, smaller sorts.
-        (
-            "fast_beam_2_workers_16_parts_small_input",
-            "commonweights",
-            0,
-            small_fast + TWO_WORKERS + SIXTEEN_PARTS,
-            2,
-            small,
-        ),
         ("datatrove_1_worker", "datatrove", slow_first, ("1",), 1, full),
         (
             "datatrove_2_workers",
@@ -573,7 +566,7 @@ def main() -> None:
             2,
             full if args.datatrove_2_workers else None,
         ),
-        ("quality_first_stages_plain_python", "stages", slow_first, quality, 1, full),
+        ("quality_first_stages_plain_python", "stages", slow_first, (str(robots), QUALITY_FIRST), 1, full),
         ("quality_first_beam_1_worker", "commonweights", slow_first, quality, 1, full),
         ("quality_first_beam_2_workers", "commonweights", slow_first, quality + TWO_WORKERS, 2, full),
     ]
@@ -731,6 +724,29 @@ def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         for label, r in results.items()
         if label.startswith("fast_beam")
     }
+
+    def growth(small: str, full: str, role: str) -> float:
+        """MiB of peak RSS per 1,000 more documents, from the smaller input to the full one (the largest
+        process of the role): ~0 where memory does not depend on the input's size."""
+        a, b = results[small], results[full]
+        return round(
+            (max(b["peak_rss_mib"][role]) - max(a["peak_rss_mib"][role])) / ((b["docs"] - a["docs"]) / 1000),
+            2,
+        )
+
+    growths = {
+        "1_worker_process": lambda: growth("fast_beam_1_worker_small_input", "fast_beam_1_worker", "main"),
+        "2_workers_driver": lambda: growth("fast_beam_2_workers_small_input", "fast_beam_2_workers", "main"),
+        "2_workers_worker": lambda: growth(
+            "fast_beam_2_workers_small_input", "fast_beam_2_workers", "beam_worker"
+        ),
+    }
+    s["memory_growth_mib_per_1000_docs"] = {}
+    for key, fn in growths.items():
+        try:
+            s["memory_growth_mib_per_1000_docs"][key] = fn()
+        except KeyError:
+            continue
     return s
 
 

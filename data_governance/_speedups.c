@@ -541,6 +541,44 @@ static PyObject *count_chunks(PyObject *self, PyObject *text) {
     return PyLong_FromSsize_t(count);
 }
 
+/* ------------------------------------------------------------------ PII hints (pii.redact) */
+
+/* `\d` of Python's re for str patterns: a Unicode decimal digit. */
+static inline int is_decimal(Py_UCS4 c) { return c < 128 ? (c >= '0' && c <= '9') : Py_UNICODE_ISDECIMAL(c); }
+
+PyDoc_STRVAR(pii_hints_doc,
+             "pii_hints(text) -> (iban, ipv4, phone)\n\n"
+             "Whether the text holds what every match of each pattern holds, in one pass: a capital A-Z and\n"
+             "two digits ([A-Z]\\d\\d), a digit, a period and a digit (\\d\\.\\d), a digit, one of ' .-' and a\n"
+             "digit (\\d[ .-]\\d); digits as re's \\d (Unicode decimal). As pii._IBAN_HINT, _IPV4_HINT and\n"
+             "_PHONE_HINT.");
+
+static PyObject *pii_hints(PyObject *self, PyObject *text) {
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "pii_hints: expected str, got %.80s", Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    if (PyUnicode_READY(text) < 0)
+        return NULL;
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    int iban = 0, ipv4 = 0, phone = 0;
+    for (Py_ssize_t i = 0; i + 2 < len && !(iban && ipv4 && phone); i++) {
+        Py_UCS4 a = PyUnicode_READ(kind, data, i), b = PyUnicode_READ(kind, data, i + 1);
+        if (a >= 'A' && a <= 'Z') {
+            if (!iban && is_decimal(b) && is_decimal(PyUnicode_READ(kind, data, i + 2)))
+                iban = 1;
+        } else if ((b == '.' || b == ' ' || b == '-') && is_decimal(a) &&
+                   is_decimal(PyUnicode_READ(kind, data, i + 2))) {
+            phone = 1;
+            ipv4 |= b == '.';
+        }
+    }
+    return Py_BuildValue("(OOO)", iban ? Py_True : Py_False, ipv4 ? Py_True : Py_False,
+                         phone ? Py_True : Py_False);
+}
+
 /* ------------------------------------------------------------------ MinHash (dedup) */
 
 static uint32_t crc_table[256];
@@ -819,6 +857,7 @@ static PyMethodDef methods[] = {
     {"repeat_cover", (PyCFunction)repeat_cover, METH_VARARGS, repeat_cover_doc},
     {"duplicated_chars", (PyCFunction)(void (*)(void))duplicated_chars, METH_VARARGS | METH_KEYWORDS,
      duplicated_chars_doc},
+    {"pii_hints", (PyCFunction)pii_hints, METH_O, pii_hints_doc},
     {"word_crc32", (PyCFunction)word_crc32, METH_O, word_crc32_doc},
     {"text_crc32", (PyCFunction)text_crc32, METH_VARARGS, text_crc32_doc},
     {"minhash", (PyCFunction)minhash, METH_VARARGS, minhash_doc},

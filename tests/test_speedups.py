@@ -310,3 +310,49 @@ def test_modules_fall_back_to_numpy_without_the_extension(crawl_texts):
     assert got["compiled"] == [False, False] and got["grams"] == "WordGrams"
     assert got["fast"] == [list(quality.fast(t, QualityConfig())) for t in texts]
     assert got["signatures"] == [dedup.signature(t).tobytes().hex() for t in texts]
+
+
+PIIISH = st.text(st.sampled_from("AZaz09 .-_<>\n+@٣٤۵"), max_size=80)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(PIIISH, st.text(st.characters(codec=None), max_size=200)))
+def test_pii_hints_are_those_of_the_three_patterns(text):
+    from data_governance import pii
+
+    want = (bool(pii._IBAN_HINT(text)), bool(pii._IPV4_HINT(text)), bool(pii._PHONE_HINT(text)))
+    assert pii._compiled_hints is not None, "data_governance._speedups is not built"
+    assert pii._compiled_hints(text) == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "call +41 44 123 45 67",
+                "IBAN DE89 3704 0044 0532 0130 00",
+                "from 8.8.8.8",
+                "or 10.0.0.1",
+                "on 2026-01-02",
+                "mail a.b@example.org",
+                "ref GB82WEST12345698765432!",
+                "room 12",
+                "x",
+                "\n",
+            ]
+        ),
+        max_size=12,
+    ).map(" ".join)
+)
+def test_redaction_is_the_same_with_the_compiled_hints_and_without(text):
+    """The hints are taken once before the substitutions (compiled) instead of before each pattern:
+    the redacted text and the counts do not change."""
+    from data_governance import pii
+
+    compiled = pii.redact(text)
+    saved, pii._compiled_hints = pii._compiled_hints, None
+    try:
+        assert pii.redact(text) == compiled
+    finally:
+        pii._compiled_hints = saved
