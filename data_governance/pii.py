@@ -28,7 +28,7 @@ _PHONE_HINT = re.compile(r"\d[ .-]\d").search  # at least two digit groups with 
 try:
     from data_governance._speedups import pii_hints as _compiled_hints
 except ImportError:  # not built (no C compiler at install): the three patterns serve, slower
-    _compiled_hints = None
+    _compiled_hints = None  # type: ignore[assignment]
 
 
 def hints(text: str) -> tuple[bool, bool, bool]:
