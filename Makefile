@@ -13,6 +13,9 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml setup.py data_governance/_speedups.c
 	test -x $(PY) || python3 -m venv $(VENV)
+	# The compiled fast path (setup.py) needs a C compiler and Python's headers: Debian's, if missing.
+	command -v cc >/dev/null && $(PY) -c 'import os, sysconfig as s; os.stat(s.get_paths()["include"] + "/Python.h")' \
+		|| (apt-get update -q && apt-get install -y -q --no-install-recommends gcc libc6-dev python3-dev)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev]"
