@@ -217,7 +217,7 @@ class Decontaminate(beam.DoFn):
 class Decided(NamedTuple):
     """A document on its way through deduplication to the writers, light: what dedup reads and changes,
     and where the rest waits. Its manifest row (pickled) and, for a candidate, its corpus line were
-    written once to a spill file of the bundle that assessed it; the writers read them back from there.
+    written once to the spill file of its input file (`SpillRows`); the writers read them back.
 
     So the shuffles carry ~0.3 KB per document whatever the page and its consent record weigh (rows
     are ~2.3 KB, texts ~5 KB): the runner's memory per document stays small and a multi-process
