@@ -18,6 +18,7 @@
    scratch area serves all calls. */
 
 #define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE /* memmem */
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
@@ -579,6 +580,62 @@ static PyObject *pii_hints(PyObject *self, PyObject *text) {
                          phone ? Py_True : Py_False);
 }
 
+/* ------------------------------------------------------------------ HTML hints (signals.evidence) */
+
+PyDoc_STRVAR(html_hints_doc,
+             "html_hints(html) -> (meta, licence, cc)\n\n"
+             "Whether the page source, lower-cased, holds 'robots' or 'tdm' (meta), 'licen',\n"
+             "'creativecommons' or '.rights' (licence), and whether the source holds 'CC' (cc). As\n"
+             "signals._hints_reference's substring tests.");
+
+static PyObject *html_hints(PyObject *self, PyObject *html) {
+    static const char *meta_needles[] = {"robots", "tdm", NULL};
+    static const char *licence_needles[] = {"licen", "creativecommons", ".rights", NULL};
+    if (!PyUnicode_Check(html)) {
+        PyErr_Format(PyExc_TypeError, "html_hints: expected str, got %.80s", Py_TYPE(html)->tp_name);
+        return NULL;
+    }
+    if (PyUnicode_READY(html) < 0)
+        return NULL;
+    Py_ssize_t len = PyUnicode_GET_LENGTH(html);
+    int kind = PyUnicode_KIND(html);
+    const void *data = PyUnicode_DATA(html);
+    /* The text folded to one byte per character: ASCII lower-cased, anything else 0x80 (no needle
+       holds it). Only ASCII folds here, but for these needles that is what str.lower() gives too:
+       the two non-ASCII characters that lower to ASCII letters are KELVIN SIGN (k, in no needle) and
+       LATIN CAPITAL I WITH DOT ABOVE (i plus a combining dot, which no needle's next letter matches). */
+    unsigned char *low = (unsigned char *)scratch(0, len / 8 + 1);
+    if (low == NULL)
+        return NULL;
+    int cc = 0;
+    /* One loop per character width, so that the compiler sees plain arrays. */
+#define FOLD_LOOP(T)                                                                                   \
+    do {                                                                                               \
+        const T *src = (const T *)data;                                                                \
+        T prev = 0;                                                                                    \
+        for (Py_ssize_t i = 0; i < len; i++) {                                                         \
+            T c = src[i];                                                                              \
+            cc |= c == 'C' && prev == 'C';                                                             \
+            prev = c;                                                                                  \
+            low[i] = c < 128 ? (unsigned char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c) : 0x80;     \
+        }                                                                                              \
+    } while (0)
+    if (kind == PyUnicode_1BYTE_KIND)
+        FOLD_LOOP(Py_UCS1);
+    else if (kind == PyUnicode_2BYTE_KIND)
+        FOLD_LOOP(Py_UCS2);
+    else
+        FOLD_LOOP(Py_UCS4);
+#undef FOLD_LOOP
+    int found[2] = {0, 0};
+    const char **needles[2] = {meta_needles, licence_needles};
+    for (int g = 0; g < 2; g++)
+        for (const char **n = needles[g]; *n != NULL && !found[g]; n++)
+            found[g] = memmem(low, (size_t)len, *n, strlen(*n)) != NULL;
+    return Py_BuildValue("(OOO)", found[0] ? Py_True : Py_False, found[1] ? Py_True : Py_False,
+                         cc ? Py_True : Py_False);
+}
+
 /* ------------------------------------------------------------------ MinHash (dedup) */
 
 static uint32_t crc_table[256];
@@ -858,6 +915,7 @@ static PyMethodDef methods[] = {
     {"duplicated_chars", (PyCFunction)(void (*)(void))duplicated_chars, METH_VARARGS | METH_KEYWORDS,
      duplicated_chars_doc},
     {"pii_hints", (PyCFunction)pii_hints, METH_O, pii_hints_doc},
+    {"html_hints", (PyCFunction)html_hints, METH_O, html_hints_doc},
     {"word_crc32", (PyCFunction)word_crc32, METH_O, word_crc32_doc},
     {"text_crc32", (PyCFunction)text_crc32, METH_VARARGS, text_crc32_doc},
     {"minhash", (PyCFunction)minhash, METH_VARARGS, minhash_doc},

@@ -323,8 +323,23 @@ def nodes(collection: Any) -> tuple[DOMNode, ...]:
 _CC_HINT = re.compile(r"\bCC[ -]?(?:0|BY)")  # as licence._CC_TEXT: case-sensitive
 
 
+try:
+    from data_governance._speedups import html_hints as _compiled_hints
+except ImportError:  # not built (no C compiler at install): the substring tests below serve, slower
+    _compiled_hints = None  # type: ignore[assignment]
+
+
 def _hints(html: str) -> tuple[bool, bool]:
-    """(may hold a robots/TDM meta tag, may hold licence evidence)."""
+    """(may hold a robots/TDM meta tag, may hold licence evidence): the substring tests of
+    `_hints_reference` in one compiled pass where built (~70 µs less per page)."""
+    if _compiled_hints is None:
+        return _hints_reference(html)
+    meta, lic, cc = _compiled_hints(html)
+    return meta, lic or (cc and bool(_CC_HINT.search(html)))
+
+
+def _hints_reference(html: str) -> tuple[bool, bool]:
+    """`_hints` in Python: the reference of the compiled pre-scan, and its fallback."""
     low = html.lower()
     meta = "robots" in low or "tdm" in low
     lic = (

@@ -356,3 +356,20 @@ def test_redaction_is_the_same_with_the_compiled_hints_and_without(text):
         assert pii.redact(text) == compiled
     finally:
         pii._compiled_hints = saved
+
+
+HTMLISH = st.text(st.sampled_from("robtsdmlicenaveg.RIGHTSCLDMBO İKKẞ<>= \n-"), max_size=60)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(HTMLISH, st.text(st.characters(codec=None), max_size=120)))
+def test_html_hints_are_those_of_the_substring_tests(html):
+    """The compiled pre-scan of the page source says what `str.lower()` and the substring tests say,
+    non-ASCII letters that lower-case to ASCII (İ, the Kelvin sign) included."""
+    from data_governance import signals
+
+    assert signals._compiled_hints is not None, "data_governance._speedups is not built"
+    assert signals._hints(html) == signals._hints_reference(html)
+    words = ("robots", "TDM", "Licence", "creativecommons", ".RIGHTS")
+    for word in words:
+        assert signals._hints(f"<p>{html}{word}</p>") == signals._hints_reference(f"<p>{html}{word}</p>")
