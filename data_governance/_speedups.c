@@ -423,6 +423,28 @@ fail:
     return NULL;
 }
 
+/* ------------------------------------------------------------------ str arguments */
+
+/* A str argument's length, character width and characters; a TypeError naming `fn` otherwise. */
+typedef struct {
+    Py_ssize_t len;
+    int kind;
+    const void *data;
+} Text;
+
+static int text_get(PyObject *obj, const char *fn, Text *t) {
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected str, got %.80s", fn, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    if (PyUnicode_READY(obj) < 0)
+        return -1;
+    t->len = PyUnicode_GET_LENGTH(obj);
+    t->kind = PyUnicode_KIND(obj);
+    t->data = PyUnicode_DATA(obj);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ words (quality.tokens) */
 
 /* What the pattern's classes are made of, as Python's re module decides them for str patterns:
@@ -469,15 +491,12 @@ PyDoc_STRVAR(tokens_doc,
              "space on its own; in text order. As quality.tokens.");
 
 static PyObject *tokens(PyObject *self, PyObject *text) {
-    if (!PyUnicode_Check(text)) {
-        PyErr_Format(PyExc_TypeError, "tokens: expected str, got %.80s", Py_TYPE(text)->tp_name);
+    Text t;
+    if (text_get(text, "tokens", &t) < 0)
         return NULL;
-    }
-    if (PyUnicode_READY(text) < 0)
-        return NULL;
-    Py_ssize_t len = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t len = t.len;
+    int kind = t.kind;
+    const void *data = t.data;
     PyObject *out = PyList_New(0);
     if (out == NULL)
         return NULL;
@@ -524,15 +543,12 @@ PyDoc_STRVAR(count_chunks_doc,
              "len(text.split()): the white-space separated chunks of the text, counted without making them.");
 
 static PyObject *count_chunks(PyObject *self, PyObject *text) {
-    if (!PyUnicode_Check(text)) {
-        PyErr_Format(PyExc_TypeError, "count_chunks: expected str, got %.80s", Py_TYPE(text)->tp_name);
+    Text t;
+    if (text_get(text, "count_chunks", &t) < 0)
         return NULL;
-    }
-    if (PyUnicode_READY(text) < 0)
-        return NULL;
-    Py_ssize_t len = PyUnicode_GET_LENGTH(text), count = 0;
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t len = t.len, count = 0;
+    int kind = t.kind;
+    const void *data = t.data;
     int in_chunk = 0;
     for (Py_ssize_t i = 0; i < len; i++) {
         int space = is_space(PyUnicode_READ(kind, data, i));
@@ -555,15 +571,12 @@ PyDoc_STRVAR(pii_hints_doc,
              "_PHONE_HINT.");
 
 static PyObject *pii_hints(PyObject *self, PyObject *text) {
-    if (!PyUnicode_Check(text)) {
-        PyErr_Format(PyExc_TypeError, "pii_hints: expected str, got %.80s", Py_TYPE(text)->tp_name);
+    Text t;
+    if (text_get(text, "pii_hints", &t) < 0)
         return NULL;
-    }
-    if (PyUnicode_READY(text) < 0)
-        return NULL;
-    Py_ssize_t len = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t len = t.len;
+    int kind = t.kind;
+    const void *data = t.data;
     int iban = 0, ipv4 = 0, phone = 0;
     for (Py_ssize_t i = 0; i + 2 < len && !(iban && ipv4 && phone); i++) {
         Py_UCS4 a = PyUnicode_READ(kind, data, i), b = PyUnicode_READ(kind, data, i + 1);
@@ -591,15 +604,12 @@ PyDoc_STRVAR(html_hints_doc,
 static PyObject *html_hints(PyObject *self, PyObject *html) {
     static const char *meta_needles[] = {"robots", "tdm", NULL};
     static const char *licence_needles[] = {"licen", "creativecommons", ".rights", NULL};
-    if (!PyUnicode_Check(html)) {
-        PyErr_Format(PyExc_TypeError, "html_hints: expected str, got %.80s", Py_TYPE(html)->tp_name);
+    Text t;
+    if (text_get(html, "html_hints", &t) < 0)
         return NULL;
-    }
-    if (PyUnicode_READY(html) < 0)
-        return NULL;
-    Py_ssize_t len = PyUnicode_GET_LENGTH(html);
-    int kind = PyUnicode_KIND(html);
-    const void *data = PyUnicode_DATA(html);
+    Py_ssize_t len = t.len;
+    int kind = t.kind;
+    const void *data = t.data;
     /* The text folded to one byte per character: ASCII lower-cased, anything else 0x80 (no needle
        holds it). Only ASCII folds here, but for these needles that is what str.lower() gives too:
        the two non-ASCII characters that lower to ASCII letters are KELVIN SIGN (k, in no needle) and

@@ -803,6 +803,3 @@ def _counter(result: Any, name: str) -> int | None:
         return None
     return int(sum(c.committed or c.attempted or 0 for c in found))
 
-
-def manifest_digest_of(folder: Path) -> str:
-    return manifest.digest(read_manifest(folder))
