@@ -2,7 +2,7 @@
 deduplicate → write the manifest (one row per input record) and the kept documents.
 
     ListWarcFiles → CurateFiles (per file: ReadWarcRecords → ApplyGovernancePolicy → Decontaminate
-        → SpillRows) → DropDuplicates → WriteManifest / WriteCorpus → CollectWrittenFiles
+        → SpillRows) → FindDuplicates → GroupByPart (documents, duplicates, part list) → WriteParts
 
 Records are read by `pipelines.warc` (FastWARC for the common record, warcio for the rest). Each
 record's manifest row, and a candidate's text, are written once to a spill file where they were made;
@@ -18,6 +18,7 @@ complete: a run killed mid-way leaves nothing half-written, and its restart star
 
 from __future__ import annotations
 
+import gc
 import heapq
 import io
 import json
@@ -331,8 +332,9 @@ class Spill:
 # Shuffles move packs: lists of items of one group (a hash of their key), sorted out by key after the
 # shuffle. A step sees the grouping an element per key would give, but Beam's per-element cost (~5 µs
 # in-process, more across processes) is paid per pack: with an element per document and 15 dedup
-# keys per document it was the job's largest cost after the per-document work. A shuffle moves at most
-# groups² packs (groups: `pack_groups`); results never depend on the number of groups.
+# keys per document it was the job's largest cost after the per-document work. Documents travel in
+# packs per output part (`shard_of`); dedup keys in packs per key group (`group_of`), a shuffle of
+# them moving at most groups² packs (groups: `pack_groups`). Results never depend on either number.
 
 
 def pack_groups(input_bytes: int) -> int:
@@ -343,9 +345,9 @@ def pack_groups(input_bytes: int) -> int:
     return 1 << min(max(round(math.log2(math.sqrt(0.3 * docs))), 4), 16)
 
 
-def group_of(key: str | bytes, groups: int) -> int:
-    """The group of a doc_id (hex) or of a dedup key (uniformly random bytes)."""
-    return int(key[:8], 16) % groups if isinstance(key, str) else int.from_bytes(key[-4:], "little") % groups
+def group_of(key: bytes, groups: int) -> int:
+    """The group of a dedup key (uniformly random bytes)."""
+    return int.from_bytes(key[-4:], "little") % groups
 
 
 def pack(items: list[Any]) -> bytes:
@@ -364,21 +366,29 @@ def _unpack(kv: tuple[int, Iterable[bytes]]) -> Iterator[Any]:
 
 
 class CurateFiles(beam.DoFn):
-    """(path, source name) → (group, [Decided, ...]): every record of one WARC file read, assessed under
+    """(path, source name) → (shard, [Decided, ...]): every record of one WARC file read, assessed under
     the policy, checked for evaluation items and spilled (one spill file per input file), then sent as
-    one pack per doc_id group. The steps are the DoFns above, run per record; they meet per file so that
-    a file's documents leave in a few packs, not one element each."""
+    one pack per output part (`shard_of` its doc_id). The steps are the DoFns above, run per record;
+    they meet per file so that a file's documents leave in a few packs, not one element each."""
 
-    def __init__(self, cfg: RunConfig, robots_file: str, takedowns_file: str | None, spill: str, groups: int):
+    def __init__(self, cfg: RunConfig, robots_file: str, takedowns_file: str | None, spill: str, shards: int):
         self.read = ReadWarcRecords()
         self.assess = ApplyGovernancePolicy(cfg, robots_file, takedowns_file)
         self.decontaminate = Decontaminate(cfg.governance)
         self.spill = SpillRows(spill, cfg.governance.dedup_exact)
-        self.groups = groups
+        self.shards = shards
 
     def setup(self) -> None:
         self.assess.setup()
         self.decontaminate.setup()
+        # What is loaded now (Beam, the engines, the policy's tables) lives as long as the worker: the
+        # permanent generation keeps the collector from scanning it again in each full collection.
+        gc.freeze()
+
+    def teardown(self) -> None:
+        # The worker exits next: without this its interpreter scans every object once more at exit
+        # (~0.2 s), and the multi-process runner stops its workers one after another.
+        gc.freeze()
 
     def process(self, element: tuple[str, str]) -> Iterator[tuple[int, bytes]]:
         packs: defaultdict[int, list[Decided]] = defaultdict(list)
@@ -388,27 +398,32 @@ class CurateFiles(beam.DoFn):
                 for a in self.assess.process(rec):
                     for b in self.decontaminate.process(a):
                         for d in self.spill.process(b):
-                            packs[group_of(d.doc_id, self.groups)].append(d)
+                            packs[shard_of(d.doc_id, self.shards)].append(d)
         finally:
             self.spill.finish_bundle()
-        for group, docs in sorted(packs.items()):
-            yield group, pack(docs)
+        for shard, docs in sorted(packs.items()):
+            yield shard, pack(docs)
 
 
 # ---------------------------------------------------------------- dedup
 
 
-def _split_repeated_captures(kv: tuple[int, Iterable[bytes]]) -> tuple[int, bytes]:
+def split_repeated_captures(docs: Iterable[Decided]) -> list[Decided]:
     """The same capture (URI, date, payload) read twice is one document: the first by source position
     keeps the id, each repeat gets an id from its own position and points at the first.
 
-    Elements are never changed in place (a runner may hand the same object to several steps):
-    changes are made on copies."""
+    Deterministic, so the dedup step and the writer each apply it to a part's documents (every
+    capture of a doc_id is in the same part) and documents cross one shuffle, not two. Elements are
+    never changed in place (a runner may hand the same object to several steps): changes are made on
+    copies."""
     captures: defaultdict[str, list[Decided]] = defaultdict(list)
-    for d in _unpack(kv):
+    for d in docs:
         captures[d.doc_id].append(d)
     out: list[Decided] = []
     for doc, group in captures.items():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
         items = sorted(group, key=lambda d: d.source)
         out.append(items[0])
         for d in items[1:]:
@@ -421,16 +436,16 @@ def _split_repeated_captures(kv: tuple[int, Iterable[bytes]]) -> tuple[int, byte
                     keys=(),
                 )
             )
-    return kv[0], pack(out)
+    return out
 
 
 Bucket = tuple[bytes, str]  # (dedup key, doc_id)
 
 
-def _bucket_packs(kv: tuple[int, bytes], groups: int) -> Iterator[tuple[int, bytes]]:
-    """A pack of documents → the candidates' (dedup key, doc_id) pairs, one pack per key group."""
+def _bucket_packs(kv: tuple[int, Iterable[bytes]], groups: int) -> Iterator[tuple[int, bytes]]:
+    """A part's documents → the candidates' (dedup key, doc_id) pairs, one pack per key group."""
     packs: defaultdict[int, list[Bucket]] = defaultdict(list)
-    for d in unpack(kv[1]):
+    for d in split_repeated_captures(_unpack(kv)):
         if d.line is not None:
             for key in d.keys:
                 packs[group_of(key, groups)].append((key, d.doc_id))
@@ -450,11 +465,10 @@ def _link(kv: tuple[int, Iterable[bytes]]) -> Iterator[tuple[str, str]]:
                 yield first, other
 
 
-def _mark(kv: tuple[int, dict[str, list[Any]]]) -> tuple[int, bytes]:
-    group, joined = kv
-    rep = dict(joined["rep"])
-    docs = [d for data in joined["doc"] for d in unpack(data)]
-    marked = [
+def mark_duplicates(docs: list[Decided], rep: dict[str, str]) -> list[Decided]:
+    """Each document whose doc_id has a representative (`rep`: member → the doc_id it duplicates)
+    dropped as a duplicate of it."""
+    return [
         d
         if d.doc_id not in rep
         else d._replace(
@@ -465,31 +479,25 @@ def _mark(kv: tuple[int, dict[str, list[Any]]]) -> tuple[int, bytes]:
         )
         for d in docs
     ]
-    return group, pack(marked)
 
 
-class DropDuplicates(beam.PTransform):
-    """Exact and near-duplicate removal whose result does not depend on how the work was split.
+class FindDuplicates(beam.PTransform):
+    """Exact and near-duplicate detection whose result does not depend on how the work was split.
 
-    (group, pack of Decided) by `group_of(doc_id, groups)` in and out, one pack per group out.
-    Dedup decides from the keys (`dedup_keys`) that stand for the text."""
+    (shard, pack of Decided) in; (shard, (member doc_id, representative doc_id)) out, for every
+    candidate that duplicates another, keyed by the member's part. Dedup decides from the keys
+    (`dedup_keys`) that stand for the text, after repeated captures are set apart."""
 
-    def __init__(self, enabled: bool, groups: int):
+    def __init__(self, groups: int, shards: int):
         super().__init__()
-        self.enabled = enabled
         self.groups = groups
+        self.shards = shards
 
     def expand(self, packs: beam.PCollection) -> beam.PCollection:
-        g = self.groups
-        unique = (
+        g, n = self.groups, self.shards
+        return (
             packs
-            | "GroupSameCapture" >> beam.GroupByKey()
-            | "SplitRepeatedCaptures" >> beam.Map(_split_repeated_captures)
-        )
-        if not self.enabled:
-            return unique
-        reps = (
-            unique
+            | "GroupPart" >> beam.GroupByKey()
             | "PackBuckets" >> beam.FlatMap(_bucket_packs, g)
             | "GroupBuckets" >> beam.GroupByKey()
             | "LinkBucketMembers" >> beam.FlatMap(_link)
@@ -498,12 +506,7 @@ class DropDuplicates(beam.PTransform):
             | "KeyEdgesTogether" >> beam.Map(lambda edge: ("edges", edge))
             | "GroupEdges" >> beam.GroupByKey()
             | "FindComponents" >> beam.FlatMap(lambda kv: dedup.components(list(kv[1])).items())
-            | "KeyRepsByGroup" >> beam.Map(lambda member: (group_of(member[0], g), member))
-        )
-        return (
-            {"doc": unique, "rep": reps}
-            | "JoinRepresentatives" >> beam.CoGroupByKey()
-            | "MarkDuplicates" >> beam.Map(_mark)
+            | "KeyRepsByPart" >> beam.Map(lambda member: (shard_of(member[0], n), member))
         )
 
 
@@ -519,49 +522,44 @@ def part_name(shard: int, shards: int, suffix: str) -> str:
     return f"part-{shard:05d}-of-{shards:05d}{suffix}"
 
 
-# (documents, spill, output stream) → what the part tells the run besides its bytes (or None)
-Encode = Callable[[list[Decided], Spill, Any], bytes | None]
+class WriteParts(beam.DoFn):
+    """(shard, {"doc": packs, "rep": duplicates, "shard": [None]}) → that part of the manifest (every
+    document in it) and of the corpus (its kept documents), sorted by doc_id, plus the manifest
+    part's sidecar (`write_part`) in `stats`. Every file is written to a temporary name and renamed
+    into place (a retried bundle rewrites the same bytes)."""
 
-
-class _WriteShard(beam.DoFn):
-    """(shard, {"items": [...], "shard": [...]}) → one part file, documents sorted by doc_id, written to
-    a temporary name and renamed into place (a retried bundle rewrites the same bytes)."""
-
-    def __init__(self, folder: str, shards: int, suffix: str, encode: Encode, spill: str, stats: str):
-        self.folder = folder
-        self.shards = shards
-        self.suffix = suffix
-        self.encode = encode
+    def __init__(self, manifest: str, corpus: str, stats: str, spill: str, shards: int):
+        self.manifest, self.corpus, self.stats = manifest, corpus, stats
         self.spill = spill
-        self.stats = stats
+        self.shards = shards
 
-    def process(self, element: tuple[int, dict[str, Iterable[bytes]]]) -> Iterator[str]:
+    def process(self, element: tuple[int, dict[str, Iterable[Any]]]) -> Iterator[str]:
         shard, joined = element
-        docs = sorted((d for data in joined["items"] for d in unpack(data)), key=lambda d: d.doc_id)
-        final = FileSystems.join(self.folder, part_name(shard, self.shards, self.suffix))
-        tmp = f"{final}.{uuid.uuid4().hex}.tmp"
+        docs = split_repeated_captures(d for data in joined["doc"] for d in unpack(data))
+        docs = sorted(mark_duplicates(docs, dict(joined.get("rep", ()))), key=lambda d: d.doc_id)
+        name = part_name(shard, self.shards, "")
         spill = Spill(self.spill)
         try:
-            with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-                sidecar = self.encode(docs, spill, fh)
+            manifest = FileSystems.join(self.manifest, name + ".parquet")
+            sidecar = _replace(manifest, lambda out: _encode_manifest(docs, spill, out))
+            corpus = FileSystems.join(self.corpus, name + ".jsonl")
+            _replace(corpus, lambda out: _copy_lines(docs, spill, out))
         finally:
             spill.close()
-        if sidecar is not None:
-            _replace(FileSystems.join(self.stats, part_name(shard, self.shards, ".stats")), sidecar)
-        if FileSystems.exists(final):
-            FileSystems.delete([final])
-        FileSystems.rename([tmp], [final])
-        yield final
+        _replace(FileSystems.join(self.stats, name + ".stats"), lambda out: out.write(sidecar))
+        yield manifest
+        yield corpus
 
 
-def _replace(final: str, data: bytes) -> None:
-    """Writes `data` to `final` through a temporary name (a retried bundle rewrites the same bytes)."""
+def _replace(final: str, write: Callable[[Any], Any]) -> Any:
+    """Writes `final` through a temporary name with `write(stream)`, and returns what it returned."""
     tmp = f"{final}.{uuid.uuid4().hex}.tmp"
     with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        fh.write(data)
+        result = write(fh)
     if FileSystems.exists(final):
         FileSystems.delete([final])
     FileSystems.rename([tmp], [final])
+    return result
 
 
 # Rows per row group of a manifest part: a writer holds at most this many rows (~2.3 KB each as Arrow
@@ -606,70 +604,31 @@ def write_part(groups: Iterable[list[dict[str, Any]]], out: Any) -> bytes:
 def _copy_lines(docs: list[Decided], spill: Spill, out: Any) -> None:
     """The kept documents' lines, copied from the spill in doc_id order (never all in memory)."""
     for d in docs:
-        assert d.line is not None, "only kept documents reach the corpus writer"
-        out.write(spill.read(d.spill, d.line))
-
-
-def _by_shard(kv: tuple[int, bytes], shards: int, kept_only: bool) -> Iterator[tuple[int, bytes]]:
-    """A group's pack cut into one pack per output part (of its kept documents only, or of all)."""
-    parts: defaultdict[int, list[Decided]] = defaultdict(list)
-    for d in unpack(kv[1]):
-        if d.decision == "kept" or not kept_only:
-            parts[shard_of(d.doc_id, shards)].append(d)
-    for shard, docs in sorted(parts.items()):
-        yield shard, pack(docs)
-
-
-class WriteShards(beam.PTransform):
-    """(group, pack of Decided) → `shards` part files in `folder` (of the kept documents only, or of
-    all), every part written even when empty.
-
-    Beam's own file sinks (WriteToParquet, WriteToText) pass their temporary folder to the writers as
-    a singleton side input; DaskRunner re-evaluates a side input for every reader, so writers and
-    finalizer disagree on that folder and rows are lost. This sink needs no side input: documents are
-    keyed by shard, joined with the list of shards, and each part is written by one element."""
-
-    def __init__(
-        self, folder: str, shards: int, suffix: str, encode: Encode, spill: str, stats: str, kept_only: bool
-    ):
-        super().__init__()
-        self.folder, self.shards, self.suffix, self.encode = folder, shards, suffix, encode
-        self.spill, self.stats, self.kept_only = spill, stats, kept_only
-
-    def expand(self, keyed: beam.PCollection) -> beam.PCollection:
-        n = self.shards
-        items = keyed | "PackByShard" >> beam.FlatMap(_by_shard, n, self.kept_only)
-        every = keyed.pipeline | "ListShards" >> beam.Create([(k, None) for k in range(n)])
-        return (
-            {"items": items, "shard": every}
-            | "GroupByShard" >> beam.CoGroupByKey()
-            | "WriteShard"
-            >> beam.ParDo(_WriteShard(self.folder, n, self.suffix, self.encode, self.spill, self.stats))
-        )
+        if d.decision == "kept":
+            assert d.line is not None, "a kept document has its line in the spill"
+            out.write(spill.read(d.spill, d.line))
 
 
 def build(p: beam.Pipeline, cfg: RunConfig, files: list[Path], robots: Path, out: Path) -> None:
     names = source_names(files)
     takedowns = str(cfg.data.takedowns) if cfg.data.takedowns else None
     shards = cfg.curate.shards
-    dedup_on = cfg.governance.dedup_exact
     spill = str(out / SPILL)
-    groups = pack_groups(sum(f.stat().st_size for f in files))
-    rows = (
+    docs = (
         p
         | "ListWarcFiles" >> beam.Create([(str(f), names[f]) for f in files])
-        | "CurateFiles" >> beam.ParDo(CurateFiles(cfg, str(robots), takedowns, spill, groups))
-        | "DropDuplicates" >> DropDuplicates(dedup_on, groups)
+        | "CurateFiles" >> beam.ParDo(CurateFiles(cfg, str(robots), takedowns, spill, shards))
     )
-    stats = str(out / STATS)
-    written_manifest = rows | "WriteManifest" >> WriteShards(
-        str(out / "manifest"), shards, ".parquet", _encode_manifest, spill, stats, kept_only=False
-    )
-    written_corpus = rows | "WriteCorpus" >> WriteShards(
-        str(out / "documents"), shards, ".jsonl", _copy_lines, spill, stats, kept_only=True
-    )
-    # One terminal step that depends on both outputs: DaskRunner computes only the last step's graph.
-    _ = (written_manifest, written_corpus) | "CollectWrittenFiles" >> beam.Flatten()
+    # Every part is written, even one no document falls into: the parts are joined with their list.
+    joined: dict[str, beam.PCollection] = {
+        "doc": docs,
+        "shard": p | "ListParts" >> beam.Create([(k, None) for k in range(shards)]),
+    }
+    if cfg.governance.dedup_exact:
+        groups = pack_groups(sum(f.stat().st_size for f in files))
+        joined["rep"] = docs | "FindDuplicates" >> FindDuplicates(groups, shards)
+    writer = WriteParts(str(out / "manifest"), str(out / "documents"), str(out / STATS), spill, shards)
+    _ = joined | "GroupByPart" >> beam.CoGroupByKey() | "WriteParts" >> beam.ParDo(writer)
 
 
 def read_manifest(folder: Path) -> list[dict[str, Any]]:
@@ -802,4 +761,3 @@ def _counter(result: Any, name: str) -> int | None:
     except NotImplementedError:
         return None
     return int(sum(c.committed or c.attempted or 0 for c in found))
-

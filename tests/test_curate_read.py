@@ -12,7 +12,16 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.curate import Decided, DropDuplicates, dedup_keys, group_of, pack, read_records, unpack
+from pipelines.curate import (
+    Decided,
+    FindDuplicates,
+    dedup_keys,
+    mark_duplicates,
+    pack,
+    read_records,
+    shard_of,
+    split_repeated_captures,
+)
 
 HTML = b"<html><body><p>Hello harbour.</p></body></html>"
 
@@ -85,30 +94,37 @@ NEAR = LONG.replace("market10 ", "bakery10 ")
 OTHER = "Bakers in the old town explain how rye sourdough is fed, folded and baked in stone ovens each day. "
 
 
-@pytest.mark.parametrize("groups", [1, 2, 16])
-def test_drop_duplicates_keeps_smallest_id_per_group(groups):
-    """The same decisions whatever the number of groups the documents and keys are packed into, and
-    whichever input pack a document arrives in (two packs of one group, as two files give)."""
+@pytest.mark.parametrize(("groups", "shards"), [(1, 1), (2, 3), (16, 16)])
+def test_find_duplicates_keeps_smallest_id(groups, shards):
+    """The same decisions whatever the number of key groups and output parts, and whichever input
+    pack a document arrives in (two packs of one part, as two files give)."""
     docs = [_cand("0a", LONG), _cand("0b", LONG), _cand("0c", NEAR), _cand("0d", OTHER * 3)]
     packs: dict[tuple[int, int], list[Decided]] = {}
     for i, d in enumerate(docs):
-        packs.setdefault((group_of(d.doc_id, groups), i % 2), []).append(d)
+        packs.setdefault((shard_of(d.doc_id, shards), i % 2), []).append(d)
     with BeamTestPipeline(runner="FnApiRunner") as p:
-        out = (
+        reps = (
             p
-            | "Create" >> beam.Create([(g, pack(docs)) for (g, _), docs in sorted(packs.items())])
-            | "Dedup" >> DropDuplicates(enabled=True, groups=groups)
-            | "Unpack" >> beam.FlatMap(lambda kv: unpack(kv[1]))
-            | "Summarize" >> beam.Map(lambda d: (d.doc_id, d.decision, d.reasons))
+            | "Create" >> beam.Create([(s, pack(docs)) for (s, _), docs in sorted(packs.items())])
+            | "Dedup" >> FindDuplicates(groups=groups, shards=shards)
         )
-        assert_that(
-            out,
-            equal_to(
-                [
-                    ("0a", "kept", ()),
-                    ("0b", "dropped", ("duplicate_of:0a",)),
-                    ("0c", "dropped", ("duplicate_of:0a",)),
-                    ("0d", "kept", ()),
-                ]
-            ),
-        )
+        want = [("0b", "0a"), ("0c", "0a")]
+        assert_that(reps, equal_to([(shard_of(m, shards), (m, r)) for m, r in want]))
+    marked = mark_duplicates(docs, dict(want))
+    assert [(d.doc_id, d.decision, d.reasons) for d in marked] == [
+        ("0a", "kept", ()),
+        ("0b", "dropped", ("duplicate_of:0a",)),
+        ("0c", "dropped", ("duplicate_of:0a",)),
+        ("0d", "kept", ()),
+    ]
+
+
+def test_repeated_capture_keeps_first_and_leaves_dedup():
+    """A capture read twice: the first by position keeps the doc_id; the repeat gets its own id,
+    points at the first, and brings no dedup keys (it cannot be kept)."""
+    first = _cand("0a", LONG)._replace(source=("b.warc.gz", 10))
+    again = _cand("0a", LONG)._replace(source=("a.warc.gz", 99))
+    out = split_repeated_captures([first, again])
+    assert out[0] == again  # ("a.warc.gz", 99) comes first
+    assert out[1].doc_id != "0a" and out[1].reasons == ("duplicate_of:0a",)
+    assert (out[1].decision, out[1].line, out[1].keys) == ("dropped", None, ())
