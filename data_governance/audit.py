@@ -213,13 +213,18 @@ def _robots_reasons(robots: dict[str, Any], policy: GovernanceConfig, issues: li
 
 def _mentions_reservation(obj: Any) -> bool:
     """True where TDMRep evidence other than header/meta (e.g. a well-known file) reserves rights."""
+    # (loops, not generators: the audit facts call this for every manifest row)
     if isinstance(obj, dict):
-        return any(
-            ("reserv" in str(k).lower() and v in (1, "1", True)) or _mentions_reservation(v)
-            for k, v in obj.items()
-        )
+        for k, v in obj.items():
+            if v in (1, "1", True) and "reserv" in str(k).lower():
+                return True
+            if isinstance(v, (dict, list)) and _mentions_reservation(v):
+                return True
+        return False
     if isinstance(obj, list):
-        return any(_mentions_reservation(v) for v in obj)
+        for v in obj:
+            if isinstance(v, (dict, list)) and _mentions_reservation(v):
+                return True
     return False
 
 
@@ -1055,7 +1060,8 @@ class Facts:
             self.chars[r.get("domain") or "(none)"] += r.get("chars") or 0
         try:
             consent = json.loads(r.get("consent") or "{}")
-            evidence = json.loads(r.get("licence_evidence") or "[]")
+            found = r.get("licence_evidence") or "[]"
+            evidence = json.loads(found) if found != "[]" else []  # (most rows: no licence found)
         except ValueError:
             return
         signals = self.signals
