@@ -634,7 +634,8 @@ def build(p: beam.Pipeline, cfg: RunConfig, files: list[Path], robots: Path, out
     # Every part is written, even one no document falls into: the parts are joined with their list.
     joined: dict[str, beam.PCollection] = {
         "doc": docs,
-        "shard": p | "ListParts" >> beam.Create([(k, None) for k in range(shards)]),
+        # (no reshuffle: the list is only joined, never worked on)
+        "shard": p | "ListParts" >> beam.Create([(k, None) for k in range(shards)], reshuffle=False),
     }
     if cfg.governance.dedup_exact:
         groups = pack_groups(sum(f.stat().st_size for f in files))
