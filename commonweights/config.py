@@ -556,8 +556,13 @@ def policy_hash(g: GovernanceConfig) -> str:
     return hashlib.sha256(canonical_json(policy_record(g)).encode()).hexdigest()
 
 
+# One encoder for every call: `json.dumps` with options builds a new one each time (~2 µs of the ~14 µs
+# a manifest row's digest leaf takes).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(obj)
 
 
 @dataclass(frozen=True)
