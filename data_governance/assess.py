@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from data_governance.takedowns import Takedowns
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 TEXT_TYPES = frozenset({"text/plain"})  # WET conversion records carry extracted text
+_NO_EVIDENCE = canonical_json([])  # (most pages state no licence)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,14 @@ class RawRecord:
     def header(self, name: str) -> str | None:
         values = [v for k, v in self.headers if k == name]
         return ", ".join(values) if values else None
+
+    def header_map(self) -> dict[str, str]:
+        """Every header as `header` gives it (repeated names' values joined by ", "), in one pass:
+        for readers of several headers."""
+        joined: dict[str, str] = {}
+        for k, v in self.headers:
+            joined[k] = f"{joined[k]}, {v}" if k in joined else v
+        return joined
 
 
 @dataclass
@@ -156,7 +166,8 @@ class Assessor:
             return Assessed(row)
         payload_digest = row["payload_sha256"] or ids.sha256(b"")
         row["doc_id"] = ids.doc_id(rec.uri, rec.warc_date, payload_digest)
-        mime, charset = mime_and_charset(rec.header("content-type"))
+        header = rec.header_map().get
+        mime, charset = mime_and_charset(header("content-type"))
         row["content_type"] = mime or None
         denied: list[str] = []
 
@@ -172,10 +183,10 @@ class Assessor:
         takedown = self.takedowns.match(row["doc_id"], rec.uri, row["domain"])
         if takedown is not None:
             denied.append(Reason.takedown.value)
-        consent: dict[str, Any] = {"robots": robots_ev.to_json()}
+        consent: dict[str, Any] = {}  # ("robots" is added encoded, below)
         if takedown is not None:
             consent["takedown"] = takedown.to_json()
-        aipref_header = signals.aipref_decision(rec.header("content-usage") or "", "header")
+        aipref_header = signals.aipref_decision(header("content-usage") or "", "header")
         aipref_robots = {
             agent: d
             for agent, rule in robots_ev.content_usage.items()
@@ -186,7 +197,7 @@ class Assessor:
                 code = reasons.aipref(d.decided_by)
                 if code not in denied:
                     denied.append(code)
-        xrobots = signals.header_tokens(rec.header("x-robots-tag") or "")
+        xrobots = signals.header_tokens(header("x-robots-tag") or "")
         if "noai" in xrobots:
             denied.append(Reason.header_noai.value)
 
@@ -204,8 +215,8 @@ class Assessor:
         elif mime in TEXT_TYPES and not denied_by_record(denied):
             text = decode(rec.payload, charset)
         tdm = signals.tdm_decision(
-            rec.header("tdm-reservation"),
-            rec.header("tdm-policy"),
+            header("tdm-reservation"),
+            header("tdm-policy"),
             html_ev.tdm_reservation,
             html_ev.tdm_policy,
             rec.uri,
@@ -219,7 +230,7 @@ class Assessor:
             {
                 "tdmrep": {
                     # header/meta/policy as first recorded (schema 1), then the full decision.
-                    "header": rec.header("tdm-reservation"),
+                    "header": header("tdm-reservation"),
                     "meta": html_ev.tdm_reservation,
                     "policy": tdm.policy,
                     "decision": tdm.to_json(),
@@ -246,12 +257,14 @@ class Assessor:
             consent["html_parse_error"] = html_ev.parse_error[:200]
         if failure is not None:
             consent["extract_error"] = {"extractor": self.extractor, "detail": failure.detail[:200]}
-        row["consent"] = canonical_json(consent)
+        row["consent"] = _with_encoded(consent, "robots", self.robots.evidence_json(robots_ev))
 
         # Licence: evidence by location; the page licence is the strongest page-level one. Where the
         # page states several licences, open-licence mode needs every one of them on the allowlist.
         page = licence.page_licence(html_ev.licences)
-        row["licence_evidence"] = canonical_json([e.to_json() for e in html_ev.licences])
+        row["licence_evidence"] = (
+            canonical_json([e.to_json() for e in html_ev.licences]) if html_ev.licences else _NO_EVIDENCE
+        )
         if page is not None:
             row["licence"], row["licence_location"] = page.spdx, page.location
         if self.policy.mode == GovernanceMode.open_licence:
@@ -331,6 +344,20 @@ def consent_licence_reasons(
             reasons.licence_not_allowed(s) for s in stated if not licence.allowed(s, policy.licence_allowlist)
         }
     return want
+
+
+def _with_encoded(obj: dict[str, Any], key: str, encoded: str) -> str:
+    """`canonical_json({**obj, key: value})` where `encoded` is `canonical_json(value)`: the same text
+    (sorted keys, no spaces), spliced at the key's place."""
+    before = canonical_json({k: v for k, v in obj.items() if k < key})
+    after = canonical_json({k: v for k, v in obj.items() if k > key})
+    parts = [p for p in (before[1:-1], f"{_key_json(key)}:{encoded}", after[1:-1]) if p]
+    return "{" + ",".join(parts) + "}"
+
+
+@cache
+def _key_json(key: str) -> str:
+    return canonical_json(key)
 
 
 def denied_by_record(denied: list[str]) -> bool:

@@ -17,9 +17,10 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Literal
 
-from commonweights.config import GovernanceConfig, RobotsFallback
+from commonweights.config import GovernanceConfig, RobotsFallback, canonical_json
 from data_governance import reasons
 
 # RFC 9309 §2.5: crawlers must parse at least 500 kibibytes; we parse exactly that much.
@@ -427,6 +428,9 @@ class RobotsEvidence:
     agents_version: str | None = None
     truncated: bool = False
     reasons: list[str] = field(default_factory=list)
+    # What `to_json()` follows from, for the RobotsRule that made the evidence (the domain, and the
+    # rules it decided the URL by, by identity), or None: lets that RobotsRule encode it once per key.
+    key: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -439,6 +443,9 @@ class RobotsEvidence:
             "content_usage": {a: r.to_json() for a, r in self.content_usage.items()},
             "truncated": self.truncated,
         }
+
+
+_JSON_KEPT = 1 << 12  # encoded robots evidence kept per RobotsRule (one per domain and rule set)
 
 
 class RobotsRule:
@@ -455,6 +462,7 @@ class RobotsRule:
         # Per domain: (truncated, [(agent, its rules)]), agents whose groups are the same sharing one
         # AgentRules, so a URL is decided once per distinct set of groups, not once per agent.
         self._compiled: dict[str, tuple[bool, list[tuple[str, AgentRules]]]] = {}
+        self._json: dict[tuple[Any, ...], str] = {}  # evidence key -> its canonical JSON
 
     def compiled(self, snap: Snapshot) -> tuple[bool, list[tuple[str, AgentRules]]]:
         """A parsed snapshot's rules per agent (parsed and selected once per domain and worker)."""
@@ -470,16 +478,37 @@ class RobotsRule:
         return found
 
     def evaluate(self, domain: str, url: str) -> RobotsEvidence:
-        snap = self._snapshots.get(domain.lower())
+        domain = domain.lower()
+        snap = self._snapshots.get(domain)
+        # (a fallback's evidence follows from the domain's snapshot alone)
         if snap is None:
-            return self._fallback(None, "missing", self._policy.robots_missing, reasons.Reason.robots_missing)
-        if 400 <= snap.status < 500:
-            return self._fallback(snap, "4xx", self._policy.robots_4xx, reasons.Reason.robots_unavailable)
-        if snap.status == 0 or snap.status >= 500:
-            return self._fallback(snap, "5xx", self._policy.robots_5xx, reasons.Reason.robots_unavailable)
-        if not 200 <= snap.status < 300:
+            ev = self._fallback(None, "missing", self._policy.robots_missing, reasons.Reason.robots_missing)
+        elif 400 <= snap.status < 500:
+            ev = self._fallback(snap, "4xx", self._policy.robots_4xx, reasons.Reason.robots_unavailable)
+        elif snap.status == 0 or snap.status >= 500:
+            ev = self._fallback(snap, "5xx", self._policy.robots_5xx, reasons.Reason.robots_unavailable)
+        elif not 200 <= snap.status < 300:
             # A redirect the crawler did not resolve (RFC 9309 §2.3.1.2): treated as unreachable.
-            return self._fallback(snap, "3xx", self._policy.robots_5xx, reasons.Reason.robots_unavailable)
+            ev = self._fallback(snap, "3xx", self._policy.robots_5xx, reasons.Reason.robots_unavailable)
+        else:
+            return self._decide(snap, domain, url)
+        ev.key = (domain,)
+        return ev
+
+    def evidence_json(self, ev: RobotsEvidence) -> str:
+        """`canonical_json(ev.to_json())` for evidence this RobotsRule made, encoded once per domain
+        and set of deciding rules (the rules live as long as this object, so their identities stay
+        unique). At most `_JSON_KEPT` encodings are kept."""
+        if ev.key is None:
+            return canonical_json(ev.to_json())
+        got = self._json.get(ev.key)
+        if got is None:
+            if len(self._json) >= _JSON_KEPT:
+                self._json.clear()
+            got = self._json[ev.key] = canonical_json(ev.to_json())
+        return got
+
+    def _decide(self, snap: Snapshot, domain: str, url: str) -> RobotsEvidence:
         truncated, plans = self.compiled(snap)
         ev = RobotsEvidence(
             snap.fetched_at,
@@ -506,6 +535,8 @@ class RobotsRule:
                 ev.reasons.append(reasons.robots(agent))
             if usage is not None:
                 ev.content_usage[agent] = usage
+        # The compiled plan is fixed per domain: the deciding rules of each distinct group set say all.
+        ev.key = (domain, *map(id, chain.from_iterable(decided.values())))
         return ev
 
     def _fallback(

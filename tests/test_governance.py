@@ -334,3 +334,64 @@ def test_reasons_rederive_from_stored_evidence():
                     json.loads(row["consent"]), json.loads(row["licence_evidence"]), policy
                 )
                 assert got == have, (rec.uri, row["reasons"])
+
+
+def test_header_map_gives_what_header_gives():
+    """The assessor reads its headers from one map: repeated names joined in order, absent ones None."""
+    headers = (
+        ("content-type", "text/html"),
+        ("x-robots-tag", "noai"),
+        ("x-robots-tag", "googlebot: noindex"),
+        ("tdm-reservation", ""),
+        ("x-robots-tag", ""),
+    )
+    rec = RawRecord("f.warc.gz", 0, headers=headers)
+    got = rec.header_map()
+    for name in ("content-type", "x-robots-tag", "tdm-reservation", "tdm-policy", "content-usage"):
+        assert got.get(name) == rec.header(name), name
+    assert got["x-robots-tag"] == "noai, googlebot: noindex, "
+
+
+def test_robots_evidence_is_encoded_once_per_domain_and_rules():
+    """The consent column is canonical JSON, and a domain's robots evidence is encoded once per set of
+    deciding rules: the same text as encoding it afresh, different where the rules differ by path."""
+    from commonweights.config import canonical_json
+
+    rule = RobotsRule(SNAPSHOTS, GovernanceConfig())
+    urls = [
+        "https://ccpath.example/private/x",
+        "https://ccpath.example/public/y",
+        "https://ccpath.example/private/z",
+        "https://gone.example/a",
+        "https://GONE.example/b",
+        "https://nowhere.example/c",
+        "https://star.example/d",
+        "https://open.example/e",
+    ]
+    texts = {}
+    for url in urls:
+        ev = rule.evaluate(url.split("/")[2], url)
+        texts[url] = rule.evidence_json(ev)
+        assert texts[url] == canonical_json(ev.to_json())
+        assert RobotsRule(SNAPSHOTS, GovernanceConfig()).evaluate(url.split("/")[2], url) == ev
+        assert rule.evaluate(url.split("/")[2], url).key == ev.key
+    assert texts[urls[0]] == texts[urls[2]] != texts[urls[1]]
+    assert '"CCBot":false' in texts[urls[0]] and '"CCBot":true' in texts[urls[1]]
+    assert texts[urls[3]] == texts[urls[4]]
+    for url in urls:
+        row = assess(record(url)).row
+        consent = json.loads(row["consent"])
+        assert canonical_json(consent) == row["consent"]
+        assert canonical_json(consent["robots"]) == texts[url]
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [{}, {"aipref": None}, {"x_robots_tag": ["noai"]}, {"aipref": {"robots": {}}, "tdmrep": {"header": "1"}}],
+)
+def test_encoded_value_is_spliced_where_sorting_puts_it(obj):
+    from commonweights.config import canonical_json
+    from data_governance.assess import _with_encoded
+
+    value = {"verdicts": {"GPTBot": False}, "fallback": None}
+    assert _with_encoded(obj, "robots", canonical_json(value)) == canonical_json({**obj, "robots": value})
