@@ -15,7 +15,12 @@
    Hash tables are per call, open addressing with linear probing, in a grow-only scratch area that is
    never cleared: a slot belongs to the current call only if it carries the call's stamp. The GIL is
    held for the whole of every function and no Python code runs while a table is in use, so one
-   scratch area serves all calls. */
+   scratch area serves all calls.
+
+   Text passes (quality's Gopher quality, C4 and FineWeb blocks): the text is read as UCS4 once, then
+   split, stripped and lower-cased exactly as str.splitlines(), str.strip(), str.split() and
+   str.lower() do for what the rules test (Py_UNICODE_ISSPACE and Py_UNICODE_ISLINEBREAK are the
+   interpreter's own tables); each has a Python reference in quality.py that the tests compare. */
 
 #define PY_SSIZE_T_CLEAN
 #define _GNU_SOURCE /* memmem */
@@ -174,8 +179,9 @@ static inline uint64_t load64(const unsigned char *p, Py_ssize_t i) {
 
 /* ------------------------------------------------------------------ word n-grams (quality) */
 
-/* Parses (ids, lengths, n) into h1 (scratch 0, `len` items), cum (scratch 1, len + 1 items:
-   cum[i] = characters of the first i words) and the n-gram hashes (scratch 2, `m` items). */
+/* Parses (ids, lengths, n) into h1 (`len` items), cum (len + 1 items: cum[i] = characters of the
+   first i words) and the n-gram hashes (`m` items): from the cache of the last text for bytes (what
+   quality.CompiledGrams passes), else in scratch 0, 1 and 2. */
 typedef struct {
     Py_ssize_t len;
     Py_ssize_t n;
@@ -184,6 +190,68 @@ typedef struct {
     int64_t *cum;
     uint64_t *grams;
 } Words;
+
+/* The arrays of the last text, kept across calls: the Gopher block asks for several statistics of
+   one text (top 2-, 3- and 4-grams, the cover and the scan of 5..10-grams), each a call with the
+   same two bytes objects (immutable; the references held keep their addresses from being reused).
+   Rows: 0 h1, 1 cum, n = 2..CACHED_N the n-gram hashes, each from row n - 1 by the recurrence
+   h_n[i] = h_{n-1}[i] * ROLL + h1[i + n - 1] (one multiply per n-gram, no dependency chain). */
+#define CACHED_N 12
+
+static struct {
+    PyObject *ids, *lengths;
+    Py_ssize_t cap; /* items per row */
+    uint64_t *rows;
+    unsigned have; /* bit n: row n is filled */
+} grams_cache = {NULL, NULL, 0, NULL, 0};
+
+static int words_cached(PyObject *ids_obj, PyObject *lengths_obj, const Array64 *ids, const Array64 *lengths,
+                        Words *w) {
+    Py_ssize_t len = ids->len, n = w->n;
+    if (grams_cache.ids != ids_obj || grams_cache.lengths != lengths_obj) {
+        if (len + 1 > grams_cache.cap) {
+            Py_ssize_t cap = 64;
+            while (cap < len + 1)
+                cap <<= 1;
+            uint64_t *p = PyMem_Realloc(grams_cache.rows, (size_t)(CACHED_N + 1) * (size_t)cap * sizeof(uint64_t));
+            if (p == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            grams_cache.rows = p;
+            grams_cache.cap = cap;
+        }
+        uint64_t *h1 = grams_cache.rows;
+        int64_t *cum = (int64_t *)(grams_cache.rows + grams_cache.cap);
+        cum[0] = 0;
+        for (Py_ssize_t i = 0; i < len; i++) {
+            h1[i] = (load64(ids->data, i) + 1) * NGRAM_MIX;
+            cum[i + 1] = cum[i] + (int64_t)load64(lengths->data, i);
+        }
+        Py_INCREF(ids_obj);
+        Py_INCREF(lengths_obj);
+        Py_XDECREF(grams_cache.ids); /* (bytes: freeing one runs no Python code) */
+        Py_XDECREF(grams_cache.lengths);
+        grams_cache.ids = ids_obj;
+        grams_cache.lengths = lengths_obj;
+        grams_cache.have = 0;
+    }
+    Py_ssize_t cap = grams_cache.cap;
+    uint64_t *h1 = grams_cache.rows;
+    w->h1 = h1;
+    w->cum = (int64_t *)(grams_cache.rows + cap);
+    for (Py_ssize_t k = 2; k <= n; k++) {
+        if (grams_cache.have & (1U << k))
+            continue;
+        const uint64_t *prev = k == 2 ? h1 : grams_cache.rows + (k - 1) * cap;
+        uint64_t *row = grams_cache.rows + k * cap;
+        for (Py_ssize_t i = 0; i + k <= len; i++)
+            row[i] = prev[i] * NGRAM_ROLL + h1[i + k - 1];
+        grams_cache.have |= 1U << k;
+    }
+    w->grams = n == 1 ? h1 : grams_cache.rows + n * cap;
+    return 0;
+}
 
 static int words_get(PyObject *ids_obj, PyObject *lengths_obj, Py_ssize_t n, Words *w) {
     Array64 ids, lengths;
@@ -211,6 +279,10 @@ static int words_get(PyObject *ids_obj, PyObject *lengths_obj, Py_ssize_t n, Wor
     w->len = ids.len;
     w->n = n;
     w->m = ids.len >= n ? ids.len - n + 1 : 0;
+    if (PyBytes_CheckExact(ids_obj) && PyBytes_CheckExact(lengths_obj) && n <= CACHED_N) {
+        rc = words_cached(ids_obj, lengths_obj, &ids, &lengths, w);
+        goto done;
+    }
     w->h1 = scratch(0, ids.len);
     w->cum = (int64_t *)scratch(1, ids.len + 1);
     w->grams = scratch(2, w->m);
@@ -490,9 +562,12 @@ PyDoc_STRVAR(tokens_doc,
              "underscores, runs of two or more periods or hyphens, and every other mark that is not white\n"
              "space on its own; in text order. As quality.tokens.");
 
-static PyObject *tokens(PyObject *self, PyObject *text) {
+/* Called with each token's place in the text (tokens_counted counts them as they are made). */
+typedef void (*TokenSink)(int kind, const void *data, Py_ssize_t start, Py_ssize_t n, void *state);
+
+static PyObject *tokenize(PyObject *text, const char *fn, TokenSink sink, void *state) {
     Text t;
-    if (text_get(text, "tokens", &t) < 0)
+    if (text_get(text, fn, &t) < 0)
         return NULL;
     Py_ssize_t len = t.len;
     int kind = t.kind;
@@ -534,9 +609,13 @@ static PyObject *tokens(PyObject *self, PyObject *text) {
             return NULL;
         }
         Py_DECREF(token);
+        if (sink != NULL)
+            sink(kind, data, start, i - start, state);
     }
     return out;
 }
+
+static PyObject *tokens(PyObject *self, PyObject *text) { return tokenize(text, "tokens", NULL, NULL); }
 
 PyDoc_STRVAR(count_chunks_doc,
              "count_chunks(text) -> int\n\n"
@@ -630,9 +709,15 @@ static PyObject *html_hints(PyObject *self, PyObject *html) {
             low[i] = c < 128 ? (unsigned char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c) : 0x80;     \
         }                                                                                              \
     } while (0)
-    if (kind == PyUnicode_1BYTE_KIND)
-        FOLD_LOOP(Py_UCS1);
-    else if (kind == PyUnicode_2BYTE_KIND)
+    if (kind == PyUnicode_1BYTE_KIND) {
+        /* (most pages: without the pair test the loop vectorises, and "CC" is one memmem) */
+        const Py_UCS1 *src = (const Py_UCS1 *)data;
+        for (Py_ssize_t i = 0; i < len; i++) {
+            Py_UCS1 c = src[i];
+            low[i] = c < 128 ? (unsigned char)(c + ((unsigned char)(c - 'A') < 26 ? 'a' - 'A' : 0)) : 0x80;
+        }
+        cc = memmem(src, (size_t)len, "CC", 2) != NULL;
+    } else if (kind == PyUnicode_2BYTE_KIND)
         FOLD_LOOP(Py_UCS2);
     else
         FOLD_LOOP(Py_UCS4);
@@ -646,9 +731,546 @@ static PyObject *html_hints(PyObject *self, PyObject *html) {
                          cc ? Py_True : Py_False);
 }
 
+/* ------------------------------------------------------------------ line and word counts (quality) */
+
+/* Where the line from `i` ends: the next line break or the end of the text. */
+static inline Py_ssize_t line_end(const Py_UCS4 *u, Py_ssize_t len, Py_ssize_t i) {
+    while (i < len && (u[i] < 128 ? !(u[i] <= '\r' ? u[i] >= '\n' : u[i] >= 0x1C && u[i] <= 0x1E)
+                                  : !Py_UNICODE_ISLINEBREAK(u[i])))
+        i++;
+    return i;
+}
+
+/* A set of code points given as a str (datatrove's PUNCTUATION_SET): a bitmap for ASCII, a sorted
+   array for the rest. The last set parsed is kept with a reference to its str, so the module-level
+   constant the caller passes on every call is parsed once. */
+typedef struct {
+    PyObject *source;
+    uint64_t ascii[2];
+    Py_UCS4 *other;
+    Py_ssize_t n_other;
+} CodeSet;
+
+static CodeSet punct = {NULL, {0, 0}, NULL, 0};
+
+static int cmp_ucs4(const void *a, const void *b) {
+    Py_UCS4 x = *(const Py_UCS4 *)a, y = *(const Py_UCS4 *)b;
+    return (x > y) - (x < y);
+}
+
+static int codeset_get(PyObject *chars, CodeSet *set) {
+    if (set->source == chars)
+        return 0;
+    Text t;
+    if (text_get(chars, "punctuation", &t) < 0)
+        return -1;
+    Py_UCS4 *other = PyMem_Malloc((size_t)(t.len + 1) * sizeof(Py_UCS4));
+    if (other == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    uint64_t ascii[2] = {0, 0};
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = 0; i < t.len; i++) {
+        Py_UCS4 c = PyUnicode_READ(t.kind, t.data, i);
+        if (c < 128)
+            ascii[c >> 6] |= 1ULL << (c & 63);
+        else
+            other[n++] = c;
+    }
+    qsort(other, (size_t)n, sizeof(Py_UCS4), cmp_ucs4);
+    PyMem_Free(set->other);
+    Py_XDECREF(set->source);
+    Py_INCREF(chars);
+    set->source = chars;
+    set->ascii[0] = ascii[0];
+    set->ascii[1] = ascii[1];
+    set->other = other;
+    set->n_other = n;
+    return 0;
+}
+
+static inline int codeset_has(const CodeSet *set, Py_UCS4 c) {
+    if (c < 128)
+        return (int)((set->ascii[c >> 6] >> (c & 63)) & 1);
+    Py_ssize_t lo = 0, hi = set->n_other;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (set->other[mid] < c)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < set->n_other && set->other[lo] == c;
+}
+
+/* `[^\W\d_]` of Python's re for str patterns: a letter (or a digit that is not decimal, e.g. "²"). */
+static inline int is_letterish(Py_UCS4 c) {
+    if (c < 128)
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    return Py_UNICODE_ISALNUM(c) && !Py_UNICODE_ISDECIMAL(c);
+}
+
+/* The characters of a str as UCS4 in scratch area `which` (one pass, then plain array reads). */
+static Py_UCS4 *as_ucs4(PyObject *text, Py_ssize_t len, int which) {
+    Py_UCS4 *buf = (Py_UCS4 *)scratch(which, len / 2 + 1);
+    if (buf == NULL || PyUnicode_AsUCS4(text, buf, len + 1, 0) == NULL)
+        return NULL;
+    return buf;
+}
+
+/* Per ASCII character: in the punctuation set (1), a letter for quality._HAS_ALPHA (2). */
+static unsigned char ascii_class[128];
+
+static void ascii_class_init(void) {
+    for (int c = 0; c < 128; c++)
+        ascii_class[c] = (unsigned char)((codeset_has(&punct, (Py_UCS4)c) ? 1 : 0) | (is_letterish((Py_UCS4)c) ? 2 : 0));
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
+/* A word's class for gopher_counts (bit 0: punctuation only, bit 1: has a letter) and its length;
+   -1 with a TypeError for what is not a str. */
+static NOINLINE Py_ssize_t word_class(PyObject *item, Py_ssize_t *n) {
+    Text word;
+    if (text_get(item, "gopher_counts", &word) < 0)
+        return -1;
+    int all_punct = 1, letter = 0;
+    for (Py_ssize_t i = 0; i < word.len && (all_punct || !letter); i++) {
+        Py_UCS4 c = PyUnicode_READ(word.kind, word.data, i);
+        all_punct = all_punct && codeset_has(&punct, c);
+        letter = letter || is_letterish(c);
+    }
+    *n = word.len;
+    return all_punct | (letter << 1);
+}
+
+/* Per token: its class as word_class gives it, added up. */
+typedef struct {
+    Py_ssize_t symbols, symbol_chars, with_letter;
+} WordCounts;
+
+static inline unsigned char char_class(Py_UCS4 c) {
+    return c < 128 ? ascii_class[c] : (unsigned char)(codeset_has(&punct, c) | (is_letterish(c) << 1));
+}
+
+static void count_token(int kind, const void *data, Py_ssize_t start, Py_ssize_t n, void *state) {
+    WordCounts *wc = (WordCounts *)state;
+    unsigned all = 3, any = 0;
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *p = (const Py_UCS1 *)data + start;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            unsigned char cls = char_class(p[i]);
+            all &= cls;
+            any |= cls;
+        }
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            unsigned char cls = char_class(PyUnicode_READ(kind, data, start + i));
+            all &= cls;
+            any |= cls;
+        }
+    }
+    wc->symbols += all & 1;
+    wc->symbol_chars += (all & 1) * n;
+    wc->with_letter += (any >> 1) & 1;
+}
+
+PyDoc_STRVAR(tokens_counted_doc,
+             "tokens_counted(text, punctuation) -> (tokens, symbols, symbol_chars, with_letter)\n\n"
+             "tokens(text), and the first three counts gopher_counts gives for them, taken while the\n"
+             "tokens are made.");
+
+static PyObject *tokens_counted(PyObject *self, PyObject *args) {
+    PyObject *text, *chars;
+    if (!PyArg_ParseTuple(args, "OO:tokens_counted", &text, &chars))
+        return NULL;
+    if (punct.source != chars) {
+        if (codeset_get(chars, &punct) < 0)
+            return NULL;
+        ascii_class_init();
+    }
+    WordCounts wc = {0, 0, 0};
+    PyObject *words = tokenize(text, "tokens_counted", count_token, &wc);
+    if (words == NULL)
+        return NULL;
+    return Py_BuildValue("(Nnnn)", words, wc.symbols, wc.symbol_chars, wc.with_letter);
+}
+
+PyDoc_STRVAR(gopher_counts_doc,
+             "gopher_counts(text, words, punctuation) -> (symbols, symbol_chars, with_letter, hashes,\n"
+             "                                           ellipses, lines, bullet_lines, ellipsis_lines)\n\n"
+             "The counts of the Gopher quality block in one pass over the words and one over the text: words\n"
+             "made of `punctuation` characters only and their characters, words with a letter (quality.\n"
+             "_HAS_ALPHA), text.count('#'), text.count('...') + text.count('…'), the lines of\n"
+             "text.splitlines() (at least 1), those whose first character after leading white space is '•'\n"
+             "or '-', and those that end, before trailing white space, in '...' or '…'. As\n"
+             "quality.gopher_counts_reference.");
+
+static PyObject *gopher_counts(PyObject *self, PyObject *args) {
+    PyObject *text, *words, *chars;
+    if (!PyArg_ParseTuple(args, "OOO:gopher_counts", &text, &words, &chars))
+        return NULL;
+    Text t;
+    if (text_get(text, "gopher_counts", &t) < 0)
+        return NULL;
+    if (punct.source != chars) {
+        if (codeset_get(chars, &punct) < 0)
+            return NULL;
+        ascii_class_init();
+    }
+    PyObject *seq = PySequence_Fast(words, "gopher_counts: expected a list of words");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n_words = PySequence_Fast_GET_SIZE(seq), symbols = 0, symbol_chars = 0, with_letter = 0;
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t w = 0; w < n_words; w++) {
+        PyObject *item = items[w];
+        Py_ssize_t n, cls; /* bit 0: punctuation only, bit 1: has a letter */
+        if (PyUnicode_CheckExact(item) && PyUnicode_IS_ASCII(item)) { /* (the hot loop: no calls) */
+            const unsigned char *p = PyUnicode_1BYTE_DATA(item);
+            n = PyUnicode_GET_LENGTH(item);
+            unsigned all = 1, any = 0;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                all &= ascii_class[p[i]];
+                any |= ascii_class[p[i]];
+            }
+            cls = (all & 1) | (any & 2);
+        } else {
+            cls = word_class(item, &n);
+            if (cls < 0) {
+                Py_DECREF(seq);
+                return NULL;
+            }
+        }
+        symbols += cls & 1;
+        symbol_chars += (cls & 1) * n;
+        with_letter += cls >> 1;
+    }
+    Py_DECREF(seq);
+
+    const Py_UCS4 *u = as_ucs4(text, t.len, 2);
+    if (u == NULL)
+        return NULL;
+    Py_ssize_t len = t.len, hashes = 0, ellipses = 0, lines = 0, bullets = 0, trailing = 0;
+    /* (separate simple loops: the first one vectorises, and none keeps its counters in memory) */
+    for (Py_ssize_t i = 0; i < len; i++) {
+        hashes += u[i] == '#';
+        ellipses += u[i] == 0x2026;
+    }
+    for (Py_ssize_t i = 0; i < len;) { /* "..." as str.count counts it: a run of k periods holds k / 3 */
+        if (u[i] != '.') {
+            i++;
+            continue;
+        }
+        Py_ssize_t j = i;
+        while (j < len && u[j] == '.')
+            j++;
+        ellipses += (j - i) / 3;
+        i = j;
+    }
+    for (Py_ssize_t next = 0; next < len;) { /* lines as str.splitlines() cuts them */
+        Py_ssize_t s = next, e = line_end(u, len, next);
+        next = e + 1 + (e + 1 < len && u[e] == '\r' && u[e + 1] == '\n');
+        lines++;
+        while (s < e && is_space(u[s]))
+            s++;
+        while (e > s && is_space(u[e - 1]))
+            e--;
+        if (s == e)
+            continue;
+        bullets += u[s] == 0x2022 || u[s] == '-';
+        trailing += u[e - 1] == 0x2026 || (e - s >= 3 && u[e - 1] == '.' && u[e - 2] == '.' && u[e - 3] == '.');
+    }
+    return Py_BuildValue("(nnnnnnnn)", symbols, symbol_chars, with_letter, hashes, ellipses, lines ? lines : 1,
+                         bullets, trailing);
+}
+
+/* A line folded to one byte per character for substring tests on its str.lower(): ASCII lower-cased,
+   anything else 0x80, except the two characters whose lower case holds ASCII: KELVIN SIGN lowers to
+   'k', and LATIN CAPITAL I WITH DOT ABOVE to 'i' and a combining dot (two bytes here too). Returns
+   the folded length (at most 2n). */
+static Py_ssize_t fold_lower(const Py_UCS4 *line, Py_ssize_t n, unsigned char *low) {
+    Py_ssize_t o = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = line[i];
+        if (c < 128) {
+            low[o++] = (unsigned char)(c - 'A' < 26 ? c + ('a' - 'A') : c);
+        } else {
+            low[o++] = c == 0x212A ? 'k' : c == 0x130 ? 'i' : 0x80;
+            if (c == 0x130)
+                low[o++] = 0x80;
+        }
+    }
+    return o;
+}
+
+static inline int has(const unsigned char *low, Py_ssize_t n, const char *needle) {
+    return memmem(low, (size_t)n, needle, strlen(needle)) != NULL;
+}
+
+#define C4_LOREM 1
+#define C4_JAVASCRIPT 2
+#define C4_CURLY 4
+#define C4_POLICY 8
+
+/* Which of C4's substrings a folded line holds: "lorem ipsum", "javascript", "{" and the phrases
+   of quality._POLICY ("terms of use", "privacy policy", "cookie policy", "uses cookies",
+   "use of cookies", "use cookies": each holds "polic", "cookie" or "terms of use", tested first). */
+static int c4_marks(const unsigned char *low, Py_ssize_t n) {
+    int found = 0;
+    found |= has(low, n, "lorem ipsum") ? C4_LOREM : 0;
+    found |= has(low, n, "javascript") ? C4_JAVASCRIPT : 0;
+    found |= memchr(low, '{', (size_t)n) != NULL ? C4_CURLY : 0;
+    if (has(low, n, "polic") || has(low, n, "cookie") || has(low, n, "terms of use"))
+        found |= has(low, n, "terms of use") || has(low, n, "privacy policy") || has(low, n, "cookie policy") ||
+                         has(low, n, "uses cookies") || has(low, n, "use of cookies") || has(low, n, "use cookies")
+                     ? C4_POLICY
+                     : 0;
+    return found;
+}
+
+/* Sentence ends in a kept line, as len(quality._SENTENCE_END.findall(line)): a run of . ! ? and
+   closing quotes or brackets, then white space, then more text. */
+static Py_ssize_t sentence_ends(const Py_UCS4 *s, Py_ssize_t n) {
+    Py_ssize_t count = 0, i = 0;
+    while (i < n) {
+        Py_UCS4 c = s[i];
+        if (c != '.' && c != '!' && c != '?') {
+            i++;
+            continue;
+        }
+        Py_ssize_t j = i;
+        while (j < n && (s[j] == '.' || s[j] == '!' || s[j] == '?'))
+            j++;
+        while (j < n && (s[j] == '"' || s[j] == '\'' || s[j] == 0x201D || s[j] == 0x2019 || s[j] == ')' ||
+                         s[j] == ']'))
+            j++;
+        Py_ssize_t k = j;
+        while (k < n && is_space(s[k]))
+            k++;
+        if (k > j && k < n) {
+            count++;
+            i = k; /* the match ends before the text that follows (a look-ahead) */
+        } else {
+            i = j; /* a match starting inside the run would fail the same way */
+        }
+    }
+    return count;
+}
+
+/* Copies line[s, e) to `out` without C4's citation marks (quality._CITATION: "[" digits "]", "[edit]",
+   "[citation needed]", left to right without overlaps); returns the characters written. */
+static Py_ssize_t copy_without_citations(const Py_UCS4 *u, Py_ssize_t s, Py_ssize_t e, Py_UCS4 *out) {
+    static const char *marks[] = {"edit]", "citation needed]"};
+    Py_ssize_t o = 0, i = s;
+    while (i < e) {
+        Py_UCS4 c = u[i];
+        if (c == '[') {
+            Py_ssize_t j = i + 1;
+            while (j < e && is_decimal(u[j]))
+                j++;
+            if (j < e && u[j] == ']') {
+                i = j + 1;
+                continue;
+            }
+            int skipped = 0;
+            for (int m = 0; m < 2 && !skipped; m++) {
+                Py_ssize_t k = (Py_ssize_t)strlen(marks[m]), q = 0;
+                while (q < k && i + 1 + q < e && u[i + 1 + q] == (Py_UCS4)(unsigned char)marks[m][q])
+                    q++;
+                if (q == k) {
+                    i += 1 + k;
+                    skipped = 1;
+                }
+            }
+            if (skipped)
+                continue;
+        }
+        out[o++] = c;
+        i++;
+    }
+    return o;
+}
+
+PyDoc_STRVAR(c4_filter_doc,
+             "c4_filter(text, max_word_length, min_words, enough) -> (kept, sentences, lorem_at, curly_at)\n\n"
+             "C4's line filter: the lines it keeps joined by line breaks and stripped, the sentences in\n"
+             "them (lines are counted while fewer than `enough`, where enough >= 0), and the index of the\n"
+             "line where 'lorem ipsum' and '{' were first found in a line that gets that far (-1 if never):\n"
+             "the text and counts of quality.c4_lines, without making a str per line.");
+
+static PyObject *c4_filter(PyObject *self, PyObject *args) {
+    PyObject *text;
+    Py_ssize_t max_word, min_words, enough;
+    if (!PyArg_ParseTuple(args, "Onnn:c4_filter", &text, &max_word, &min_words, &enough))
+        return NULL;
+    Text t;
+    if (text_get(text, "c4_filter", &t) < 0)
+        return NULL;
+    Py_ssize_t len = t.len;
+    /* the text as UCS4, and the kept text (never longer than the text: each kept line but the first
+       takes the place of a line break before it) */
+    const Py_UCS4 *u = as_ucs4(text, len, 2);
+    Py_UCS4 *out = (Py_UCS4 *)scratch(0, len / 2 + 1);
+    unsigned char *low = (unsigned char *)scratch(1, len / 4 + 1); /* one line, folded */
+    if (u == NULL || out == NULL || low == NULL)
+        return NULL;
+    Py_ssize_t o = 0, sentences = 0, lorem_at = -1, curly_at = -1, index = -1;
+    for (Py_ssize_t next = 0; next < len;) { /* lines as str.splitlines() cuts them */
+        Py_ssize_t s = next, e = line_end(u, len, next);
+        next = e + 1 + (e + 1 < len && u[e] == '\r' && u[e + 1] == '\n');
+        index++;
+        while (s < e && is_space(u[s]))
+            s++;
+        while (e > s && is_space(u[e - 1]))
+            e--;
+        /* words (before the citations go): one too long is looked for only in a line that long, and
+           words are counted only up to `min_words` */
+        if (e - s > max_word) {
+            Py_ssize_t run = 0, longest = 0;
+            for (Py_ssize_t i = s; i < e; i++) {
+                run = is_space(u[i]) ? 0 : run + 1;
+                longest = run > longest ? run : longest;
+            }
+            if (longest > max_word)
+                continue;
+        }
+        Py_ssize_t words = 0;
+        for (Py_ssize_t i = s; i < e && words < min_words;) {
+            while (i < e && is_space(u[i]))
+                i++;
+            words += i < e;
+            while (i < e && !is_space(u[i]))
+                i++;
+        }
+        /* (the tests below that skip a line have no other effect, so their order does not matter) */
+        if (words < min_words)
+            continue;
+        int bracket = 0;
+        for (Py_ssize_t i = s; i < e; i++)
+            bracket |= u[i] == '[';
+        Py_UCS4 *line = out + o + (o > 0); /* after the line break that joins it to the kept text */
+        Py_ssize_t n = e - s;
+        if (bracket)
+            n = copy_without_citations(u, s, e, line);
+        else
+            memcpy(line, u + s, (size_t)n * sizeof(Py_UCS4));
+        if (n == 0)
+            continue;
+        Py_UCS4 last = line[n - 1];
+        if (last != '.' && last != '?' && last != '!' && last != '"' && last != '\'')
+            continue;
+        if (n >= 3 && line[n - 2] == '.' && line[n - 3] == '.' && last == '.')
+            continue;
+        int marks = c4_marks(low, fold_lower(line, n, low));
+        if (lorem_at < 0 && (marks & C4_LOREM))
+            lorem_at = index;
+        if (marks & C4_JAVASCRIPT)
+            continue;
+        if (curly_at < 0 && (marks & C4_CURLY))
+            curly_at = index;
+        if (marks & C4_POLICY)
+            continue;
+        if (enough < 0 || sentences < enough)
+            sentences += 1 + sentence_ends(line, n);
+        if (o > 0)
+            out[o++] = '\n';
+        o += n;
+    }
+    Py_ssize_t a = 0;
+    while (a < o && is_space(out[a]))
+        a++;
+    while (o > a && is_space(out[o - 1]))
+        o--;
+    PyObject *kept = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out + a, o - a);
+    if (kept == NULL)
+        return NULL;
+    return Py_BuildValue("(Nnnn)", kept, sentences, lorem_at, curly_at);
+}
+
+static CodeSet terminal = {NULL, {0, 0}, NULL, 0};
+
+PyDoc_STRVAR(fineweb_counts_doc,
+             "fineweb_counts(text, terminal, short) -> (lines, punct_lines, short_lines, dup_chars)\n\n"
+             "Over the lines of text.split('\\n') that hold more than white space: their number, those\n"
+             "ending in a character of `terminal`, those of at most `short` characters, and the characters\n"
+             "of the lines equal to an earlier one. As quality.fineweb_counts_reference.");
+
+static PyObject *fineweb_counts(PyObject *self, PyObject *args) {
+    PyObject *text, *stops;
+    Py_ssize_t short_line;
+    if (!PyArg_ParseTuple(args, "OOn:fineweb_counts", &text, &stops, &short_line))
+        return NULL;
+    Text t;
+    if (text_get(text, "fineweb_counts", &t) < 0 || codeset_get(stops, &terminal) < 0)
+        return NULL;
+    Py_ssize_t len = t.len;
+    if (len > (Py_ssize_t)UINT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "fineweb_counts: texts over %zd characters are not supported",
+                     (Py_ssize_t)UINT32_MAX);
+        return NULL;
+    }
+    const Py_UCS4 *u = as_ucs4(text, len, 2);
+    uint64_t *spans = scratch(0, len + 1); /* per line kept: start << 32 | length */
+    if (u == NULL || spans == NULL)
+        return NULL;
+    Py_ssize_t lines = 0, punct_lines = 0, short_lines = 0, dup_chars = 0;
+    for (Py_ssize_t s = 0; s <= len;) {
+        Py_ssize_t e = s;
+        while (e < len && u[e] != '\n')
+            e++;
+        Py_ssize_t i = s;
+        while (i < e && is_space(u[i]))
+            i++;
+        if (i < e) {
+            punct_lines += codeset_has(&terminal, u[e - 1]);
+            short_lines += e - s <= short_line;
+            spans[lines++] = (uint64_t)s << 32 | (uint64_t)(e - s);
+        }
+        s = e + 1;
+    }
+    if (lines > 1) { /* duplicates: a table of line hashes, contents compared on equal hashes */
+        if (table_start(lines) < 0)
+            return NULL;
+        for (Py_ssize_t k = 0; k < lines; k++) {
+            Py_ssize_t s = (Py_ssize_t)(spans[k] >> 32), n = (Py_ssize_t)(spans[k] & 0xFFFFFFFFU);
+            /* (the length and at most 16 characters at each end: contents are compared anyway) */
+            uint64_t h = 0xCBF29CE484222325ULL ^ (uint64_t)n;
+            for (Py_ssize_t i = 0; i < n && i < 16; i++)
+                h = (h ^ u[s + i]) * 0x100000001B3ULL;
+            for (Py_ssize_t i = n > 32 ? n - 16 : 16; i < n; i++)
+                h = (h ^ u[s + i]) * 0x100000001B3ULL;
+            Py_ssize_t slot = (Py_ssize_t)((h * NGRAM_MIX) >> table_shift);
+            for (;;) {
+                Slot *sl = &table[slot];
+                if (sl->stamp != table_stamp) {
+                    sl->stamp = table_stamp;
+                    sl->key = h;
+                    table_first[slot] = (uint32_t)k;
+                    break;
+                }
+                uint64_t other = spans[table_first[slot]];
+                if (sl->key == h && (Py_ssize_t)(other & 0xFFFFFFFFU) == n &&
+                    memcmp(u + (other >> 32), u + s, (size_t)n * sizeof(Py_UCS4)) == 0) {
+                    dup_chars += n;
+                    break;
+                }
+                slot = (slot + 1) & table_mask;
+            }
+        }
+    }
+    return Py_BuildValue("(nnnn)", lines, punct_lines, short_lines, dup_chars);
+}
+
 /* ------------------------------------------------------------------ MinHash (dedup) */
 
 static uint32_t crc_table[256];
+static uint32_t crc_slice[4][256]; /* slicing by four: crc_slice[k][b] = b's CRC moved k bytes on */
 
 static void crc_init(void) {
     for (uint32_t i = 0; i < 256; i++) {
@@ -656,6 +1278,11 @@ static void crc_init(void) {
         for (int k = 0; k < 8; k++)
             c = (c & 1) ? 0xEDB88320U ^ (c >> 1) : c >> 1;
         crc_table[i] = c;
+    }
+    for (int i = 0; i < 256; i++) {
+        crc_slice[0][i] = crc_table[i];
+        for (int k = 1; k < 4; k++)
+            crc_slice[k][i] = crc_table[crc_slice[k - 1][i] & 0xFF] ^ (crc_slice[k - 1][i] >> 8);
     }
 }
 
@@ -749,6 +1376,40 @@ PyDoc_STRVAR(text_crc32_doc,
              "its UTF-8 encoding as a uint64: word_crc32 of those tokens, without making them. Lone\n"
              "surrogates raise UnicodeEncodeError, as str.encode() does.");
 
+/* The CRC of the UTF-8 encoding of u[start, end) continued from `c` (not inverted): four ASCII
+   characters at a time where they come in a row, else byte by byte. -1 for a lone surrogate. */
+static int64_t crc_utf8(const Py_UCS4 *u, Py_ssize_t start, Py_ssize_t end, uint32_t c) {
+    Py_ssize_t j = start;
+    while (j < end) {
+        if (j + 4 <= end && (u[j] | u[j + 1] | u[j + 2] | u[j + 3]) < 0x80) {
+            c ^= u[j] | u[j + 1] << 8 | u[j + 2] << 16 | u[j + 3] << 24;
+            c = crc_slice[3][c & 0xFF] ^ crc_slice[2][(c >> 8) & 0xFF] ^ crc_slice[1][(c >> 16) & 0xFF] ^
+                crc_slice[0][c >> 24];
+            j += 4;
+            continue;
+        }
+        Py_UCS4 ch = u[j++];
+        if (ch < 0x80) {
+            c = crc32_byte(c, (unsigned char)ch);
+        } else if (ch < 0x800) {
+            c = crc32_byte(c, (unsigned char)(0xC0 | (ch >> 6)));
+            c = crc32_byte(c, (unsigned char)(0x80 | (ch & 0x3F)));
+        } else if (ch < 0x10000) {
+            if (ch >= 0xD800 && ch <= 0xDFFF)
+                return -1;
+            c = crc32_byte(c, (unsigned char)(0xE0 | (ch >> 12)));
+            c = crc32_byte(c, (unsigned char)(0x80 | ((ch >> 6) & 0x3F)));
+            c = crc32_byte(c, (unsigned char)(0x80 | (ch & 0x3F)));
+        } else {
+            c = crc32_byte(c, (unsigned char)(0xF0 | (ch >> 18)));
+            c = crc32_byte(c, (unsigned char)(0x80 | ((ch >> 12) & 0x3F)));
+            c = crc32_byte(c, (unsigned char)(0x80 | ((ch >> 6) & 0x3F)));
+            c = crc32_byte(c, (unsigned char)(0x80 | (ch & 0x3F)));
+        }
+    }
+    return (int64_t)c;
+}
+
 static PyObject *text_crc32(PyObject *self, PyObject *args) {
     PyObject *text, *strip;
     CharSet set;
@@ -756,54 +1417,35 @@ static PyObject *text_crc32(PyObject *self, PyObject *args) {
         PyUnicode_READY(text) < 0)
         return NULL;
     Py_ssize_t len = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
     uint64_t *out = scratch(0, len / 2 + 1); /* tokens are separated: at most (len + 1) / 2 */
-    if (out == NULL)
+    const Py_UCS4 *u = as_ucs4(text, len, 1); /* (one pass, then plain array reads) */
+    if (out == NULL || u == NULL)
         return NULL;
     Py_ssize_t count = 0, i = 0;
     while (i < len) {
-        while (i < len && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i)))
+        while (i < len && is_space(u[i]))
             i++;
         Py_ssize_t start = i;
-        while (i < len && !Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i)))
+        while (i < len && !is_space(u[i]))
             i++;
         Py_ssize_t end = i;
-        while (start < end && charset_has(&set, PyUnicode_READ(kind, data, start)))
+        while (start < end && charset_has(&set, u[start]))
             start++;
-        while (end > start && charset_has(&set, PyUnicode_READ(kind, data, end - 1)))
+        while (end > start && charset_has(&set, u[end - 1]))
             end--;
         if (start == end)
             continue;
-        uint32_t c = 0xFFFFFFFFU;
-        for (Py_ssize_t j = start; j < end; j++) {
-            Py_UCS4 ch = PyUnicode_READ(kind, data, j);
-            if (ch < 0x80) {
-                c = crc32_byte(c, (unsigned char)ch);
-            } else if (ch < 0x800) {
-                c = crc32_byte(c, (unsigned char)(0xC0 | (ch >> 6)));
-                c = crc32_byte(c, (unsigned char)(0x80 | (ch & 0x3F)));
-            } else if (ch < 0x10000) {
-                if (ch >= 0xD800 && ch <= 0xDFFF) { /* let the codec raise its own error */
-                    PyObject *word = PyUnicode_Substring(text, start, end);
-                    PyObject *encoded = word == NULL ? NULL : PyUnicode_AsUTF8String(word);
-                    Py_XDECREF(word);
-                    Py_XDECREF(encoded);
-                    if (!PyErr_Occurred())
-                        PyErr_SetString(PyExc_UnicodeEncodeError, "text_crc32: a surrogate in the text");
-                    return NULL;
-                }
-                c = crc32_byte(c, (unsigned char)(0xE0 | (ch >> 12)));
-                c = crc32_byte(c, (unsigned char)(0x80 | ((ch >> 6) & 0x3F)));
-                c = crc32_byte(c, (unsigned char)(0x80 | (ch & 0x3F)));
-            } else {
-                c = crc32_byte(c, (unsigned char)(0xF0 | (ch >> 18)));
-                c = crc32_byte(c, (unsigned char)(0x80 | ((ch >> 12) & 0x3F)));
-                c = crc32_byte(c, (unsigned char)(0x80 | ((ch >> 6) & 0x3F)));
-                c = crc32_byte(c, (unsigned char)(0x80 | (ch & 0x3F)));
-            }
+        int64_t c = crc_utf8(u, start, end, 0xFFFFFFFFU);
+        if (c < 0) { /* a lone surrogate: let the codec raise its own error */
+            PyObject *word = PyUnicode_Substring(text, start, end);
+            PyObject *encoded = word == NULL ? NULL : PyUnicode_AsUTF8String(word);
+            Py_XDECREF(word);
+            Py_XDECREF(encoded);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_UnicodeEncodeError, "text_crc32: a surrogate in the text");
+            return NULL;
         }
-        out[count++] = (uint64_t)(c ^ 0xFFFFFFFFU);
+        out[count++] = (uint64_t)((uint32_t)c ^ 0xFFFFFFFFU);
     }
     return PyBytes_FromStringAndSize((const char *)out, count * 8);
 }
@@ -917,6 +1559,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"tokens", (PyCFunction)tokens, METH_O, tokens_doc},
+    {"tokens_counted", (PyCFunction)tokens_counted, METH_VARARGS, tokens_counted_doc},
     {"count_chunks", (PyCFunction)count_chunks, METH_O, count_chunks_doc},
     {"word_ids", (PyCFunction)word_ids, METH_O, word_ids_doc},
     {"top_ngram", (PyCFunction)top_ngram, METH_VARARGS, top_ngram_doc},
@@ -926,6 +1569,9 @@ static PyMethodDef methods[] = {
      duplicated_chars_doc},
     {"pii_hints", (PyCFunction)pii_hints, METH_O, pii_hints_doc},
     {"html_hints", (PyCFunction)html_hints, METH_O, html_hints_doc},
+    {"gopher_counts", (PyCFunction)gopher_counts, METH_VARARGS, gopher_counts_doc},
+    {"c4_filter", (PyCFunction)c4_filter, METH_VARARGS, c4_filter_doc},
+    {"fineweb_counts", (PyCFunction)fineweb_counts, METH_VARARGS, fineweb_counts_doc},
     {"word_crc32", (PyCFunction)word_crc32, METH_O, word_crc32_doc},
     {"text_crc32", (PyCFunction)text_crc32, METH_VARARGS, text_crc32_doc},
     {"minhash", (PyCFunction)minhash, METH_VARARGS, minhash_doc},
@@ -935,8 +1581,8 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     "data_governance._speedups",
-    "Compiled n-gram statistics and MinHash for the fast curation path; the numpy code in\n"
-    "data_governance.quality and data_governance.dedup is the reference they equal.",
+    "Compiled n-gram statistics, text passes and MinHash for the fast curation path; the Python and\n"
+    "numpy code in data_governance.quality and data_governance.dedup is the reference they equal.",
     -1,
     methods,
     NULL,

@@ -48,9 +48,14 @@ Compiled helpers: where `data_governance._speedups` is built (`pip install -e .`
 `_speedups.c`), the tokenizer and the n-gram statistics of the Gopher repetition block run in C
 (`tokens`, `CompiledGrams`): the same tokens as the pattern, the same hashes of the same word ids,
 the same tie-breaking and scan, hence the same numbers as the Python and numpy implementations
-(`tokens_reference`, `WordGrams`), hash collisions included. Those stay the reference the tests hold
-the C code to, and the fallback where the extension is not importable (`COMPILED` says which one
-runs; nothing is logged per document).
+(`tokens_reference`, `WordGrams`), hash collisions included. So do the line and word passes of the
+other blocks: the Gopher quality counts (`gopher_counts`, the word part counted by the tokenizer as it
+makes the tokens: `tokens_counted`), C4's line filter (`c4`, whose reference is `c4_lines`) and
+FineWeb's line counts (`fineweb_counts`); they reproduce Python's `splitlines`, `strip`, `split` and
+`lower` on any text (Unicode white space and line breaks, the two non-ASCII letters whose lower case
+is ASCII). The Python versions stay the reference the tests hold the C code to, and the fallback
+where the extension is not importable (`COMPILED` says which one runs; nothing is logged per
+document).
 
 `datatrove` (reference): datatrove's own blocks in FineWeb's order, with their published defaults:
 GopherRepetitionFilter → GopherQualityFilter → C4QualityFilter → FineWebQualityFilter. As in
@@ -80,6 +85,11 @@ except ImportError:  # not built (no C compiler at install): the numpy reference
 COMPILED = _speedups is not None
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
+# The stop words between spaces, the most frequent in English first (a ValueError here names one
+# missing from the order).
+_STOP_SPACED = tuple(
+    f" {w} " for w in sorted(STOP_WORDS, key=("the", "and", "of", "to", "that", "with", "be", "have").index)
+)
 
 _TOKEN = re.compile(r"[^\W_]+(?:['’.,][^\W_]+)*|_+|\.{2,}|-{2,}|[^\w\s]")
 _findall = _TOKEN.findall
@@ -94,6 +104,9 @@ _SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*\s+(?=\S)")
 _C4_END = (".", "?", "!", '"', "'")
 _POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
 _FINEWEB_STOP = tuple(TERMINAL_PUNCTUATION)
+_PUNCT_CHARS = "".join(sorted(PUNCTUATION_SET))  # (the compiled counts take the sets as one str)
+_TERMINAL_CHARS = "".join(sorted(TERMINAL_PUNCTUATION))
+assert all(len(c) == 1 for c in TERMINAL_PUNCTUATION), "datatrove's terminal punctuation: one character each"
 _SHORT_LINE = 30
 
 # Fixed multipliers: n-gram hashes must be the same on every worker.
@@ -107,6 +120,15 @@ def tokens(text: str) -> list[str]:
     if _speedups is not None:
         return _speedups.tokens(text)
     return tokens_reference(text)
+
+
+def tokens_counted(text: str) -> tuple[list[str], tuple[int, int, int] | None]:
+    """(`tokens(text)`, their symbols, symbol characters and words with a letter as `gopher_counts`
+    counts them, or None): the compiled scanner counts the tokens as it makes them."""
+    if _speedups is not None:
+        words, symbols, symbol_chars, with_letter = _speedups.tokens_counted(text, _PUNCT_CHARS)
+        return words, (symbols, symbol_chars, with_letter)
+    return tokens_reference(text), None
 
 
 def tokens_reference(text: str) -> list[str]:
@@ -427,18 +449,66 @@ def _gopher_repetition(text: str, grams: WordGrams | CompiledGrams, q: QualityCo
 def _stop_words_under(text: str, words: list[str], minimum: int) -> bool:
     """Whether fewer than `minimum` distinct stop words are tokens of `text`. A stop word between
     spaces is one whole white-space chunk of letters, hence a token: where enough of them are found
-    that way, the token list is not searched."""
-    if sum(f" {w} " in text for w in STOP_WORDS) >= minimum:
-        return False
+    that way (the most frequent first, stopping once there are enough), the token list is not
+    searched."""
+    found = 0
+    for spaced in _STOP_SPACED:
+        if spaced in text:
+            found += 1
+            if found >= minimum:
+                return False
     return len(STOP_WORDS.intersection(words)) < minimum
 
 
-def _gopher_quality(text: str, words: list[str], q: QualityConfig, chars: int | None = None) -> list[str]:
-    """`chars`: the characters of `words` where already known."""
-    n_words = len(words)
+def gopher_counts(
+    text: str, words: list[str], counted: tuple[int, int, int] | None = None
+) -> tuple[int, int, int, int, int, int, int, int]:
+    """(symbols, their characters, words with a letter, '#', ellipses, lines, bullet lines, ellipsis
+    lines): the counts of the Gopher quality block (see `gopher_counts_reference`), in one compiled
+    pass over the words and one over the text where built. `counted`: the first three where
+    `tokens_counted` already gave them."""
+    if _speedups is None:
+        return gopher_counts_reference(text, words)
+    if counted is None:
+        return _speedups.gopher_counts(text, words, _PUNCT_CHARS)
+    return counted + _speedups.gopher_counts(text, (), _PUNCT_CHARS)[3:]
+
+
+def gopher_counts_reference(text: str, words: list[str]) -> tuple[int, int, int, int, int, int, int, int]:
+    """`gopher_counts` in Python: symbols are the tokens made of punctuation only, words with a letter
+    those `_HAS_ALPHA` finds a letter in; `#` and ellipses (`...`, `…`) are counted in the text (as
+    str.count does); lines are those of `str.splitlines` (at least one), bullet lines start with `•` or
+    `-` after leading white space, ellipsis lines end in `...` or `…` before trailing white space."""
     others = list(filterfalse(str.isalpha, words)) if _LETTERS_NOT_PUNCT else words
     symbols = list(filter(PUNCTUATION_SET.issuperset, others))  # tokens made of punctuation only
-    n_content = n_words - len(symbols)
+    with_letter = len(words) - len(others) + len(list(filter(_HAS_ALPHA, others)))
+    lines = text.splitlines() or [""]
+    return (
+        len(symbols),
+        sum(map(len, symbols)),
+        with_letter,
+        text.count("#"),
+        text.count("...") + text.count("…"),
+        len(lines),
+        sum(ln.lstrip().startswith(("•", "-")) for ln in lines),
+        sum(ln.rstrip().endswith(("...", "…")) for ln in lines),
+    )
+
+
+def _gopher_quality(
+    text: str,
+    words: list[str],
+    q: QualityConfig,
+    chars: int | None = None,
+    counted: tuple[int, int, int] | None = None,
+) -> list[str]:
+    """`chars`: the characters of `words`, `counted`: their counts from `tokens_counted`, where
+    already known."""
+    n_words = len(words)
+    symbols, symbol_chars, with_letter, hashes, ellipses, lines, bullets, trailing = gopher_counts(
+        text, words, counted
+    )
+    n_content = n_words - symbols
     if n_content < q.min_words:
         return ["gopher_short_doc"]  # the ratios below mean little on a text this short
     failed: list[str] = []
@@ -446,21 +516,19 @@ def _gopher_quality(text: str, words: list[str], q: QualityConfig, chars: int | 
         failed.append("gopher_long_doc")
     if chars is None:
         chars = sum(map(len, words))
-    mean = (chars - sum(map(len, symbols))) / n_content
+    mean = (chars - symbol_chars) / n_content
     if mean < q.min_mean_word_length:
         failed.append("gopher_word_length_low")
     if mean > q.max_mean_word_length:
         failed.append("gopher_word_length_high")
-    if text.count("#") / n_words > q.max_symbol_word_ratio:
+    if hashes / n_words > q.max_symbol_word_ratio:
         failed.append("gopher_hashes")
-    if (text.count("...") + text.count("…")) / n_words > q.max_symbol_word_ratio:
+    if ellipses / n_words > q.max_symbol_word_ratio:
         failed.append("gopher_ellipsis")
-    lines = text.splitlines() or [""]
-    if sum(ln.lstrip().startswith(("•", "-")) for ln in lines) / len(lines) > q.max_bullet_lines_ratio:
+    if bullets / lines > q.max_bullet_lines_ratio:
         failed.append("gopher_bullet_lines")
-    if sum(ln.rstrip().endswith(("...", "…")) for ln in lines) / len(lines) > q.max_ellipsis_lines_ratio:
+    if trailing / lines > q.max_ellipsis_lines_ratio:
         failed.append("gopher_ellipsis_lines")
-    with_letter = n_words - len(others) + len(list(filter(_HAS_ALPHA, others)))
     if with_letter / n_words < q.min_alpha_word_ratio:
         failed.append("gopher_alpha_words")
     if _stop_words_under(text, words, q.min_stop_words):
@@ -503,19 +571,59 @@ def c4_lines(text: str, q: QualityConfig, enough: int | None = None) -> tuple[li
     return kept, sentences, failed
 
 
-def _fineweb(text: str, q: QualityConfig) -> list[str]:
+def c4(text: str, q: QualityConfig, enough: int | None = None) -> tuple[str, int, list[str]]:
+    """(C4's text: the lines C4 keeps joined by line breaks and stripped, sentences in them, page-level
+    failures): what `c4_lines` (the reference) gives, by one compiled pass where built."""
+    if _speedups is None:
+        kept, sentences, failed = c4_lines(text, q, enough)
+        return "\n".join(kept).strip(), sentences, failed
+    out, sentences, lorem, curly = _speedups.c4_filter(
+        text, q.c4_max_word_length, q.c4_min_words_per_line, -1 if enough is None else enough
+    )
+    # In the order c4_lines finds them: by line, and within a line the lorem ipsum test first.
+    found = sorted(
+        (at, k, name)
+        for k, (at, name) in enumerate(((lorem, "c4_lorem_ipsum"), (curly, "c4_curly_bracket")))
+        if at >= 0
+    )
+    return out, sentences, [name for _, _, name in found]
+
+
+def fineweb_counts(text: str) -> tuple[int, int, int, int]:
+    """(lines, lines ending in terminal punctuation, short lines, characters of duplicate lines) over
+    the lines of `text.split("\\n")` that hold more than white space (see `fineweb_counts_reference`),
+    in one compiled pass where built."""
+    if _speedups is not None:
+        return _speedups.fineweb_counts(text, _TERMINAL_CHARS, _SHORT_LINE)
+    return fineweb_counts_reference(text)
+
+
+def fineweb_counts_reference(text: str) -> tuple[int, int, int, int]:
+    """`fineweb_counts` in Python: a line ends in terminal punctuation when its last character is in
+    datatrove's set, is short at `_SHORT_LINE` characters or fewer (white space included), and is a
+    duplicate when equal to an earlier line."""
     lines = [ln for ln in text.split("\n") if ln.strip()]
+    return (
+        len(lines),
+        sum(ln.endswith(_FINEWEB_STOP) for ln in lines),
+        sum(len(ln) <= _SHORT_LINE for ln in lines),
+        _duplicates(lines)[1],
+    )
+
+
+def _fineweb(text: str, q: QualityConfig) -> list[str]:
+    lines, punct, short, dup_chars = fineweb_counts(text)
     if not lines:
         return ["fineweb_empty"]
     failed: list[str] = []
-    if sum(ln.endswith(_FINEWEB_STOP) for ln in lines) / len(lines) < q.fineweb_min_line_punct_ratio:
+    if punct / lines < q.fineweb_min_line_punct_ratio:
         failed.append("fineweb_line_punct")
-    if sum(len(ln) <= _SHORT_LINE for ln in lines) / len(lines) > q.fineweb_max_short_line_ratio:
+    if short / lines > q.fineweb_max_short_line_ratio:
         failed.append("fineweb_short_lines")
-    body = len(text) - text.count("\n")
-    if body and _duplicates(lines)[1] / body > q.fineweb_max_char_dup_ratio:
-        failed.append("fineweb_char_dup")
     breaks = text.count("\n")
+    body = len(text) - breaks
+    if body and dup_chars / body > q.fineweb_max_char_dup_ratio:
+        failed.append("fineweb_char_dup")
     # Every white-space token holds at least one word token, so the split count bounds the ratio
     # from above: the tokenizer runs only where the bound exceeds the limit.
     chunks = _speedups.count_chunks(text) if _speedups is not None else len(text.split())
@@ -532,22 +640,26 @@ def fast(text: str, q: QualityConfig) -> tuple[str, list[str]]:
         return text, ["empty"]
     failed: list[str] = []
     words: list[str] | None = None
+    counted: tuple[int, int, int] | None = None
     grams: WordGrams | CompiledGrams | None = None
     for block in q.blocks:
         if block == "gopher_repetition":
-            words = words if words is not None else tokens(text)
+            if words is None:
+                words, counted = tokens_counted(text)
             grams = Grams(words)
             failed += _gopher_repetition(text, grams, q)
         elif block == "gopher_quality":
-            words = words if words is not None else tokens(text)
-            failed += _gopher_quality(text, words, q, grams.total_chars if grams is not None else None)
+            if words is None:
+                words, counted = tokens_counted(text)
+            chars = grams.total_chars if grams is not None else None
+            failed += _gopher_quality(text, words, q, chars, counted)
         elif block == "c4":
-            kept, sentences, page = c4_lines(text, q, enough=q.c4_min_sentences)
+            kept, sentences, page = c4(text, q, enough=q.c4_min_sentences)
             failed += page
             if sentences < q.c4_min_sentences:
                 failed.append("c4_few_sentences")
             if q.c4_rewrite:
-                text = "\n".join(kept).strip()
+                text = kept
         elif block == "fineweb":
             failed += _fineweb(text, q)
     return text, failed

@@ -130,6 +130,24 @@ def test_ngram_statistics_on_empty_and_short_texts(ws):
         assert s.repeat_cover(ids, lengths, n) == s.duplicated_chars(ids, lengths, n, 1, 0.0) == 0
 
 
+@settings(max_examples=100, deadline=None)
+@given(REPETITIVE, REPETITIVE)
+def test_ngram_statistics_of_interleaved_texts_and_any_arrays(a, b):
+    """The arrays of the last text are kept between calls (for bytes, which cannot change): calls that
+    alternate between two texts, numpy arrays (never kept) and n beyond the kept rows all give what
+    a fresh computation gives."""
+    s = speedups()
+    ta, tb = s.word_ids(a), s.word_ids(b)
+    for n in (2, 3, 1, 5, 14, 4, 13, 12, 6):
+        for ids, lengths, _ in (ta, tb, ta):
+            arrays = np.frombuffer(ids, np.uint64).copy(), np.frombuffer(lengths, np.int64).copy()
+            for args in ((ids, lengths), arrays):
+                ref = quality.WordGrams(a if ids is ta[0] else b)
+                assert s.top_ngram(*args, n) == ref._top(n), n
+                assert s.repeat_cover(*args, n) == ref.covered_by_repeats(n), n
+                assert s.duplicated_chars(*args, n) == ref.duplicated_chars(n), n
+
+
 def test_ngram_statistics_of_a_known_text():
     """By hand: "a b a b a b": the top 2-gram "a b" thrice (3 × 3 characters), "a b a b" repeated once
     after the greedy scan remembers "a b a b" at 0 and "b a b a" at 1 and finds "a b a b" at 2."""
@@ -160,6 +178,138 @@ def test_bad_arrays_get_clear_errors():
         s.minhash(s.word_crc32(["a"]), dedup._A, dedup._B, bytes(out.nbytes), dedup.NGRAM, int(dedup._POLY))
     with pytest.raises(TypeError, match="not str"):
         s.word_crc32(["a", 3])
+
+
+# ---------------------------------------------------------------- Gopher quality counts and C4 lines
+
+# Line soup: every line break str.splitlines() knows ("\r\n" one of them), white space that is not
+# ASCII, citation marks whole and broken, C4's phrases in either case and with the two non-ASCII
+# letters that lower-case to ASCII (the Kelvin sign, İ), bullets and ellipses at line ends.
+LINEISH = st.lists(
+    st.sampled_from(
+        ["The ferry left.", "word", "Ünï", "x", "a b c", "ok!", "why?", 'he said "yes."', "it's'", "...", "…",
+         ". . .", "•", "-", "#", "##", "{", "}", "[1]", "[12]", "[]", "[edit]", "[Edit]", "[citation needed]",
+         "[citation", "[٣]", "[x]", "lorem ipsum", "LOREM IPSUM", "lorem İpsum", "JavaScript", "javascrİpt",
+         "terms of use", "Terms Of Use", "privacy policy", "cookie policy", "COOKIE POLICY", "uses cookies",
+         "use of cookies", "use cookies", "use coo\u212aies", "COO\u212aIE POLICY", "polic", "cookies",
+         "Dr. Who.", "end.)", "end.’", 'end!" Next', "3.5", " ", "  ", "\t", "\u00a0", "\u2003", "\u3000",
+         "\n", "\n\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\u2028",
+         "\u2029", "字", "😀", "aaaaaaaa"]
+    ),
+    max_size=60,
+).map("".join)  # fmt: skip
+
+
+def c4_configs():
+    base = QualityConfig()
+    for max_word, min_words in ((1000, 3), (4, 3), (1, 0), (6, 1), (1000, 5)):
+        yield base.model_copy(update={"c4_max_word_length": max_word, "c4_min_words_per_line": min_words})
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(LINEISH, TOKENISH, st.text(st.characters(codec=None), max_size=200)))
+def test_gopher_counts_equal_the_reference(text):
+    s = speedups()
+    words = quality.tokens(text)
+    want = quality.gopher_counts_reference(text, words)
+    assert s.gopher_counts(text, words, quality._PUNCT_CHARS) == want
+    assert quality.gopher_counts(text, words) == want
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(LINEISH, TOKENISH, st.text(st.characters(codec=None), max_size=200)))
+def test_tokens_are_counted_as_gopher_counts_counts_them(text):
+    """The tokenizer's own counts of the tokens it makes are those gopher_counts takes afterwards."""
+    s = speedups()
+    words, symbols, symbol_chars, with_letter = s.tokens_counted(text, quality._PUNCT_CHARS)
+    assert words == quality.tokens_reference(text)
+    assert (symbols, symbol_chars, with_letter) == quality.gopher_counts_reference(text, words)[:3]
+    assert quality.tokens_counted(text) == (words, (symbols, symbol_chars, with_letter))
+    assert quality.gopher_counts(text, words, (symbols, symbol_chars, with_letter)) == quality.gopher_counts(
+        text, words
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(SMALL_VOCAB, st.text(st.characters(codec=None), max_size=6)), max_size=60))
+def test_gopher_counts_of_any_word_list(words):
+    """Words the tokenizer would not make (empty ones, mixed punctuation and letters) count alike."""
+    text = " ".join(words)
+    assert quality.gopher_counts(text, words) == quality.gopher_counts_reference(text, words)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(LINEISH, st.text(st.characters(codec=None), max_size=200)))
+def test_c4_lines_equal_the_reference(text):
+    """The compiled line filter keeps the same text, counts the same sentences and reports the same
+    page failures in the same order as `c4_lines`, for any line limits and sentence target."""
+    speedups()
+    for q in c4_configs():
+        kept, sentences, failed = quality.c4_lines(text, q)
+        assert quality.c4(text, q) == ("\n".join(kept).strip(), sentences, failed)
+        for enough in (0, 1, 5):
+            kept, sentences, failed = quality.c4_lines(text, q, enough=enough)
+            assert quality.c4(text, q, enough=enough) == ("\n".join(kept).strip(), sentences, failed)
+
+
+def test_c4_page_failures_keep_their_order():
+    """A '{' on an earlier line than 'lorem ipsum' is reported first, and the other way round."""
+    q = QualityConfig()
+    curly_first = "Code {like this} is here, see.\nSome lorem ipsum filler text here.\n"
+    lorem_first = "Some lorem ipsum filler {text} here.\nCode {like this} is here, see.\n"
+    assert quality.c4(curly_first, q)[2] == ["c4_curly_bracket", "c4_lorem_ipsum"]
+    assert quality.c4(lorem_first, q)[2] == ["c4_lorem_ipsum", "c4_curly_bracket"]
+    assert quality.c4("Enable JavaScript, or lorem ipsum {x} is all.\n", q)[2] == ["c4_lorem_ipsum"]
+
+
+@pytest.mark.parametrize(
+    "line, dropped, lorem",
+    [
+        ("This site uses COO\u212aIES to work well.", True, False),  # KELVIN SIGN lowers to "k"
+        ("Read our COO\u212aIE POLICY first, please.", True, False),
+        ("Some LOREM \u0130PSUM text is here.", False, False),  # İ lowers to "i" and a combining dot
+        ("Some LOREM IPSUM text is here.", False, True),
+        ("Enable JAVASCRIPT to see the rest.", True, False),
+    ],
+)
+def test_c4_lower_cases_as_python_does(line, dropped, lorem):
+    q = QualityConfig()
+    kept, sentences, failed = quality.c4_lines(line, q)
+    assert quality.c4(line, q) == ("\n".join(kept).strip(), sentences, failed)
+    assert (kept == []) == dropped and ("c4_lorem_ipsum" in failed) == lorem
+
+
+# Lines that repeat, some only in white space or in one character in the middle (equal length and
+# ends: the compiled table compares such lines in full).
+REPEATED_LINES = st.lists(
+    st.sampled_from(
+        ["The ferry left.", "The ferry left. ", " The ferry left.", "x", "", " ", "\u3000", "ok!", "字。",
+         "a" * 20 + "X" + "a" * 20, "a" * 20 + "Y" + "a" * 20, "b" * 31, "b" * 30, "end…", "«quote»", "\r"]
+    ),
+    max_size=40,
+).map("\n".join)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(REPEATED_LINES, LINEISH, st.text(st.characters(codec=None), max_size=200)))
+def test_fineweb_counts_equal_the_reference(text):
+    speedups()
+    assert quality.fineweb_counts(text) == quality.fineweb_counts_reference(text)
+
+
+def test_fineweb_duplicates_are_whole_lines_not_hashes():
+    """Lines of one length with the same 16 characters at each end differ; only true repeats count."""
+    a, b = "a" * 20 + "X" + "a" * 20, "a" * 20 + "Y" + "a" * 20
+    assert quality.fineweb_counts("\n".join([a, b, a, " ", b + " "])) == (4, 0, 0, len(a))
+    assert quality.fineweb_counts_reference("\n".join([a, b, a, " ", b + " "])) == (4, 0, 0, len(a))
+
+
+def test_counts_refuse_words_that_are_not_str():
+    s = speedups()
+    with pytest.raises(TypeError, match="gopher_counts: expected str"):
+        s.gopher_counts("a b", ["a", 3], quality._PUNCT_CHARS)
+    with pytest.raises(TypeError, match="c4_filter: expected str"):
+        s.c4_filter(b"a b c.", 1000, 3, 5)
 
 
 # ---------------------------------------------------------------- MinHash
