@@ -19,6 +19,7 @@ import random
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -1030,6 +1031,30 @@ def add_takedown(
 # ---------------------------------------------------------------- derived documents
 
 
+@lru_cache(maxsize=4096)
+def _consent_facts(consent: str) -> tuple[str | None, tuple[str, ...]]:
+    """(robots snapshot date, consent signals) of a row's consent JSON. Cached: the rows of one site
+    mostly carry the same consent text, and parsing it (~2 KB) was most of what a row's facts cost."""
+    data = json.loads(consent)
+    robots = data.get("robots") or {}
+    snap = str(robots["snapshot_date"]) if robots.get("snapshot_date") else None
+    found: list[str] = []
+    if robots.get("fallback"):
+        found.append("robots.txt fallback (" + str(robots["fallback"]) + ")")
+    if any(v is False for v in (robots.get("verdicts") or {}).values()):
+        found.append("robots.txt disallows ≥1 AI agent")
+    tdm = data.get("tdmrep") or {}
+    if (tdm.get("header") or tdm.get("meta") or "").strip() == "1" or _mentions_reservation(tdm):
+        found.append("TDMRep reservation")
+    if data.get("aipref"):
+        found.append("aipref Content-Usage header")
+    if "noai" in (data.get("meta_robots") or []):
+        found.append("noai in meta robots")
+    if "noai" in (data.get("x_robots_tag") or []):
+        found.append("noai in X-Robots-Tag")
+    return snap, tuple(found)
+
+
 class Facts:
     """What the derived documents need beyond manifest.json (dates, snapshots, signals, domain shares),
     accumulated row by row and mergeable: each manifest writer collects its part's, the run adds them."""
@@ -1059,30 +1084,16 @@ class Facts:
         if r["decision"] == "kept":
             self.chars[r.get("domain") or "(none)"] += r.get("chars") or 0
         try:
-            consent = json.loads(r.get("consent") or "{}")
-            found = r.get("licence_evidence") or "[]"
-            evidence = json.loads(found) if found != "[]" else []  # (most rows: no licence found)
+            snap, found = _consent_facts(r.get("consent") or "{}")
+            evidence = r.get("licence_evidence") or "[]"
+            listed = bool(json.loads(evidence)) if evidence != "[]" else False  # (most rows: none)
         except ValueError:
             return
-        signals = self.signals
-        robots = consent.get("robots") or {}
-        if robots.get("snapshot_date"):
-            self.snaps.add(str(robots["snapshot_date"]))
-        if robots.get("fallback"):
-            signals["robots.txt fallback (" + str(robots["fallback"]) + ")"] += 1
-        if any(v is False for v in (robots.get("verdicts") or {}).values()):
-            signals["robots.txt disallows ≥1 AI agent"] += 1
-        tdm = consent.get("tdmrep") or {}
-        if (tdm.get("header") or tdm.get("meta") or "").strip() == "1" or _mentions_reservation(tdm):
-            signals["TDMRep reservation"] += 1
-        if consent.get("aipref"):
-            signals["aipref Content-Usage header"] += 1
-        if "noai" in (consent.get("meta_robots") or []):
-            signals["noai in meta robots"] += 1
-        if "noai" in (consent.get("x_robots_tag") or []):
-            signals["noai in X-Robots-Tag"] += 1
-        if evidence:
-            signals["licence link found"] += 1
+        if snap is not None:
+            self.snaps.add(snap)
+        self.signals.update(found)
+        if listed:
+            self.signals["licence link found"] += 1
 
     def merge(self, other: Facts) -> Facts:
         for mine in ("first", "last", "kept_last"):

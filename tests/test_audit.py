@@ -351,3 +351,30 @@ def test_diff_names_new_robots_snapshots_and_new_crawls(tmp_path):
     }
     assert {x["doc_id"]: x["cause"] for x in d["documents"]} == {"1": "robots_snapshot", "3": "new_crawl",
                                                                   "4": "new_crawl"}  # fmt: skip
+
+
+def test_facts_count_each_consent_signal_per_row():
+    """The data report's signal counts: per row, from its consent JSON and licence evidence, the same
+    for rows that repeat one site's consent text; a row whose JSON does not parse adds no signal."""
+    robots = {"snapshot_date": "2026-11-01", "fallback": None, "verdicts": {"GPTBot": False, "*": True}}
+    plain = json.dumps({"robots": robots, "tdmrep": {"header": None, "meta": None}})
+    well_known = {"well_known": {"tdm-reservation": 1}}
+    reserved = json.dumps({"robots": robots, "tdmrep": {"header": None, **well_known}})
+    noai = json.dumps({"robots": {"fallback": "missing:disallow"}, "meta_robots": ["noai"], "aipref": "x"})
+    base = {"crawl_date": "2026-10-01", "decision": "kept", "reasons": [], "domain": "a.example", "chars": 5}
+    rows = [
+        {**base, "consent": plain, "licence_evidence": "[]"},
+        {**base, "consent": plain, "licence_evidence": '[{"spdx": "CC-BY-4.0"}]'},
+        {**base, "consent": reserved, "licence_evidence": "[]"},
+        {**base, "consent": noai, "licence_evidence": "null"},
+        {**base, "consent": "{not json", "licence_evidence": '[{"spdx": "CC0-1.0"}]'},
+    ]
+    facts = audit.derive_facts(rows)
+    assert facts["signals"] == {
+        "robots.txt disallows ≥1 AI agent": 3,
+        "licence link found": 1,
+        "TDMRep reservation": 1,
+        "robots.txt fallback (missing:disallow)": 1,
+        "aipref Content-Usage header": 1,
+        "noai in meta robots": 1,
+    }
