@@ -607,10 +607,17 @@ def write_part(groups: Iterable[list[dict[str, Any]]], out: Any) -> bytes:
                 summary.add(row)
                 facts.add(row)
                 leaves += bytes.fromhex(row["doc_id"]) + manifest.leaf(row)
-            writer.write_table(pa.Table.from_pylist(rows, schema=manifest.SCHEMA), row_group_size=ROW_GROUP)
+            writer.write_table(_table(rows), row_group_size=ROW_GROUP)
         if summary.rows == 0:  # an empty part still has the schema
             writer.write_table(pa.Table.from_pylist([], schema=manifest.SCHEMA))
     return pickle.dumps({"summary": summary.to_json(), "facts": facts.to_json(), "leaves": bytes(leaves)})
+
+
+def _table(rows: list[dict[str, Any]]) -> pa.Table:
+    """`pa.Table.from_pylist(rows, schema=manifest.SCHEMA)` built a column at a time (half its cost: 5.5
+    against 10.6 µs per row); a missing key is null in both."""
+    columns = [pa.array([r.get(f.name) for r in rows], type=f.type) for f in manifest.SCHEMA]
+    return pa.Table.from_arrays(columns, schema=manifest.SCHEMA)
 
 
 def _copy_lines(docs: list[Decided], spill: Spill, out: Any) -> None:

@@ -333,3 +333,13 @@ def test_part_counts_facts_and_leaves_add_up_to_those_of_all_rows(curated, tmp_p
         (stats / curate.part_name(1, 3, ".stats")).write_bytes(curate.write_part([again], out))
     with pytest.raises(StageError, match="twice"):
         curate.finish_parts(folder, stats)
+
+
+def test_part_table_holds_the_rows_as_arrow_would(curated):
+    """The writer's column-at-a-time table equals pyarrow's row-wise conversion, a missing key null."""
+    import pyarrow as pa
+
+    _, _, rows, _ = curated
+    without = [{k: v for k, v in r.items() if k != "licence"} for r in rows[:5]]
+    for batch in (rows, without):
+        assert curate._table(batch).equals(pa.Table.from_pylist(batch, schema=manifest.SCHEMA))
