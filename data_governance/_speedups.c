@@ -741,6 +741,20 @@ static inline Py_ssize_t line_end(const Py_UCS4 *u, Py_ssize_t len, Py_ssize_t i
     return i;
 }
 
+/* The next line from *next as str.splitlines() cuts it, then as str.strip() trims it: [*s, *e).
+   Advances *next past the line break (CR LF counts as one). */
+static inline void next_stripped_line(const Py_UCS4 *u, Py_ssize_t len, Py_ssize_t *next, Py_ssize_t *s,
+                                      Py_ssize_t *e) {
+    Py_ssize_t a = *next, b = line_end(u, len, a);
+    *next = b + 1 + (b + 1 < len && u[b] == '\r' && u[b + 1] == '\n');
+    while (a < b && is_space(u[a]))
+        a++;
+    while (b > a && is_space(u[b - 1]))
+        b--;
+    *s = a;
+    *e = b;
+}
+
 /* A set of code points given as a str (datatrove's PUNCTUATION_SET): a bitmap for ASCII, a sorted
    array for the rest. The last set parsed is kept with a reference to its str, so the module-level
    constant the caller passes on every call is parsed once. */
@@ -973,14 +987,9 @@ static PyObject *gopher_counts(PyObject *self, PyObject *args) {
         ellipses += (j - i) / 3;
         i = j;
     }
-    for (Py_ssize_t next = 0; next < len;) { /* lines as str.splitlines() cuts them */
-        Py_ssize_t s = next, e = line_end(u, len, next);
-        next = e + 1 + (e + 1 < len && u[e] == '\r' && u[e + 1] == '\n');
+    for (Py_ssize_t next = 0, s, e; next < len;) {
+        next_stripped_line(u, len, &next, &s, &e);
         lines++;
-        while (s < e && is_space(u[s]))
-            s++;
-        while (e > s && is_space(u[e - 1]))
-            e--;
         if (s == e)
             continue;
         bullets += u[s] == 0x2022 || u[s] == '-';
@@ -1121,14 +1130,9 @@ static PyObject *c4_filter(PyObject *self, PyObject *args) {
     if (u == NULL || out == NULL || low == NULL)
         return NULL;
     Py_ssize_t o = 0, sentences = 0, lorem_at = -1, curly_at = -1, index = -1;
-    for (Py_ssize_t next = 0; next < len;) { /* lines as str.splitlines() cuts them */
-        Py_ssize_t s = next, e = line_end(u, len, next);
-        next = e + 1 + (e + 1 < len && u[e] == '\r' && u[e + 1] == '\n');
+    for (Py_ssize_t next = 0, s, e; next < len;) {
+        next_stripped_line(u, len, &next, &s, &e);
         index++;
-        while (s < e && is_space(u[s]))
-            s++;
-        while (e > s && is_space(u[e - 1]))
-            e--;
         /* words (before the citations go): one too long is looked for only in a line that long, and
            words are counted only up to `min_words` */
         if (e - s > max_word) {
