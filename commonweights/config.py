@@ -375,6 +375,11 @@ class TrainConfig(_Model):
         False, description="Megatron DistributedOptimizer: optimizer state sharded over data-parallel ranks."
     )
     bf16: bool = Field(False, description="bf16 weights and compute with float32 master weights (GPUs).")
+    fused_kernels: bool = Field(
+        True,
+        description="GPUs: SwiGLU and the cross-entropy loss as megatron's torch.compile-built fusions "
+        "(off: plain torch ops, e.g. where torch.compile fails on a cluster). CPUs always use plain ops.",
+    )
     goldfish_k: int | None = Field(
         None, ge=2, description="Goldfish loss: drop about 1/k of token positions from the loss (None: off)."
     )

@@ -140,6 +140,46 @@ def copy_run(cfg: RunConfig, dest: Path, **train: object) -> RunConfig:
 # ------------------------------------------------------------------------------------ pure parts
 
 
+def test_sdpa_attention_equals_megatrons_and_honours_causality() -> None:
+    """The fused core attention gives megatron's own DotProductAttention's outputs and gradients
+    (grouped-query heads, the explicit causal mask on megatron's side), and no query sees a later key."""
+    from megatron.core.transformer.dot_product_attention import DotProductAttention
+    from megatron.core.transformer.enums import AttnMaskType
+    from megatron.core.transformer.transformer_config import TransformerConfig
+
+    from training.model import CausalSdpa, causal_mask
+    from training.train import process_group
+
+    s, b, heads, groups, d = 24, 3, 4, 2, 16
+    with process_group(dist_env({}), 1, 1, seed=7) as device:
+        config = TransformerConfig(
+            num_layers=1, hidden_size=heads * d, num_attention_heads=heads, num_query_groups=groups,
+            attention_dropout=0.0, masked_softmax_fusion=False, attention_softmax_in_fp32=True,
+        )
+        args = (config, 1, AttnMaskType.causal, "self")
+        theirs, ours = DotProductAttention(*args), CausalSdpa(*args)
+        g = torch.Generator().manual_seed(0)
+        q = torch.randn(s, b, heads, d, generator=g).to(device)
+        k, v = (torch.randn(s, b, groups, d, generator=g).to(device) for _ in range(2))
+        outs, grads = [], []
+        for attn in (theirs, ours):
+            leaves = [x.clone().requires_grad_() for x in (q, k, v)]
+            out = attn(*leaves, causal_mask(s, device))
+            out.pow(2).sum().backward()
+            outs.append(out.detach())
+            grads.append([x.grad for x in leaves])
+        assert outs[1].shape == (s, b, heads * d)
+        torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-5)
+        for mine, ref in zip(grads[1], grads[0], strict=True):
+            torch.testing.assert_close(mine, ref, rtol=1e-4, atol=1e-5)
+        # Changing the last position's keys and values moves only the last query's output.
+        k2, v2 = k.clone(), v.clone()
+        k2[-1], v2[-1] = 5.0, -5.0
+        changed = ours(q, k2, v2, None)
+        torch.testing.assert_close(changed[:-1], outs[1][:-1])
+        assert not torch.allclose(changed[-1], outs[1][-1])
+
+
 def test_lr_warms_up_then_decays_to_min() -> None:
     t = TrainConfig.model_validate(dict(steps=60, warmup_steps=5, lr=3e-3, min_lr=3e-4))
     lrs = [lr_at(s, t) for s in range(1, 61)]

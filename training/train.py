@@ -467,7 +467,12 @@ def build_training(
     from megatron.core.pipeline_parallel import get_forward_backward_func
 
     module = build_model(
-        arch, layout.tensor_parallel, layout.pipeline_parallel, cpu=device == "cpu", bf16=t.bf16
+        arch,
+        layout.tensor_parallel,
+        layout.pipeline_parallel,
+        cpu=device == "cpu",
+        bf16=t.bf16,
+        fused=t.fused_kernels,
     )
     module.to(device)
     config = unwrap(module).config
