@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import statistics
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +89,12 @@ def main() -> int:
     ap.add_argument("--seq-length", type=int, default=4096)
     ap.add_argument("--vocab", type=int, default=131072)
     ap.add_argument("--peak-tflops", type=float, default=None)
+    ap.add_argument(
+        "--fused-kernels",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train.fused_kernels: torch.compile-built SwiGLU and cross-entropy (--no-...: plain ops)",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "gpu_mfu.json")
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -107,6 +116,7 @@ def main() -> int:
             "min_lr": 3e-5,
             "warmup_steps": 10,
             "wandb": "disabled",
+            "fused_kernels": args.fused_kernels,
         }
     )
     arch = arch_of(t, args.vocab, tied=t.tie_embeddings)
@@ -123,6 +133,9 @@ def main() -> int:
             device,
         )
         times: list[float] = []
+        losses: list[float] = []
+        began = time.perf_counter()
+        warm_s = 0.0
         for step in range(t.steps):
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(step + 1, t)
@@ -130,8 +143,11 @@ def main() -> int:
             start = time.perf_counter()
             loss, _ = _train_step(model, optimizer, fb, s, step, t)
             torch.cuda.synchronize()
+            losses.append(loss)
             if step >= args.warmup:
                 times.append(time.perf_counter() - start)
+            elif step == args.warmup - 1:
+                warm_s = time.perf_counter() - began
         name = torch.cuda.get_device_name()
         peak = (
             (args.peak_tflops * 1e12)
@@ -149,13 +165,26 @@ def main() -> int:
             "micro_batch_size": t.micro_batch_size,
             "global_batch_size": t.global_batch_size,
             "timed_steps": len(times),
+            "fused_kernels": t.fused_kernels,
+            "attention": "torch scaled_dot_product_attention (training.model.CausalSdpa)",
+            "torch": torch.__version__,
+            "megatron_core": version("megatron-core"),
+            "warmup_steps_s": warm_s,
+            "step_s_median": statistics.median(times),
+            "step_s_min": min(times),
+            "step_s_max": max(times),
+            "first_loss": losses[0],
             "final_loss": loss,
             "tokens_per_s_per_gpu": tokens_per_gpu,
             "flops_per_token": fpt,
             "peak_flops": peak,
             "mfu": fpt * tokens_per_gpu / peak if peak else None,
             "memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+        if not all(math.isfinite(x) for x in losses):
+            print(f"gpu_mfu: a loss is not finite: {losses}", file=sys.stderr)
+            return 1
         if env.rank == 0:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(result, indent=2) + "\n")
