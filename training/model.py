@@ -95,7 +95,8 @@ class CausalSdpa(torch.nn.Module):
     megatron-core's own local `DotProductAttention` materialises the [batch, heads, s, s] scores and
     keeps them for the backward pass: at s=4096 that is 1 GiB per layer and sample in bf16 (plus a
     float32 softmax); the `1b` preset ran out of memory with it on an 80 GB H100 even at micro-batch 1
-    (docs/training.md). Its fused kernels need Transformer Engine. torch picks flash attention on Ampere/Hopper and a blocked kernel on CPU.
+    (docs/training.md). Its fused kernels need Transformer Engine. torch picks flash attention on
+    Ampere/Hopper and a blocked kernel on CPU.
     Causal only: megatron's explicit mask is not read, which is exact because every training sequence
     is one causal stream (see `causal_mask`). Takes megatron's core-attention arguments; has no weights,
     so checkpoints are the same as with megatron's module.
