@@ -96,11 +96,15 @@ def build(
     con.execute(f"SET temp_directory='{tmp / 'spill'}'")
     con.execute("SET preserve_insertion_order=true")
     files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
+    # One scan of the parts, and one parse of each consent record, for the six queries below: a
+    # view re-read the parquet and re-parsed the JSON each time (0.27 -> 0.18 s for 20,000 rows).
+    # The table spills to temp_directory beyond memory_limit, like the sorts.
     con.execute(
-        f"""CREATE VIEW m AS SELECT *,
+        f"""CREATE TEMP TABLE m AS SELECT doc_id, coalesce(url, '') AS url, domain, decision, reasons,
+              licence, licence_location, crawl_date, source_file, source_offset,
               array_to_string(list_reverse(string_split(lower(coalesce(domain, '')), '.')), '.') AS host_key,
               json_extract_string(consent, '$.robots.snapshot_date') AS robots_snapshot
-            FROM (SELECT * REPLACE (coalesce(url, '') AS url) FROM read_parquet([{files}]))"""
+            FROM read_parquet([{files}])"""
     )
     rows = int(con.sql("SELECT count(*) FROM m").fetchall()[0][0])
     cols = ", ".join(URL_COLUMNS)
