@@ -262,8 +262,11 @@ class GovernanceConfig(_Model):
 class CurateConfig(_Model):
     runner: Runner = Field(Runner.in_process, description="Beam runner: in-process or multi-process.")
     workers: int = Field(2, ge=1, description="Worker processes for the multi-process runner.")
-    shards: int = Field(
-        1, ge=1, description="Part files of the manifest and of the documents (by doc_id, not by worker)."
+    shards: int | None = Field(
+        None,
+        ge=1,
+        description="Part files of the manifest and of the documents (by doc_id, not by worker); None: one "
+        "per 64 MiB of WARC input (so more parts, and parallel writers, as the input grows).",
     )
     dask_address: str | None = Field(
         None, description="Scheduler of the dask.distributed cluster for runner: dask (tcp://host:8786)."

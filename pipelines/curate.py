@@ -42,7 +42,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 
-from commonweights.config import GovernanceConfig, RunConfig, policy_hash, policy_record
+from commonweights.config import CurateConfig, GovernanceConfig, RunConfig, policy_hash, policy_record
 from commonweights.errors import InputError, StageError
 from data_governance import decontam, dedup, ids, langid, manifest, quality, reasons
 from data_governance.assess import Assessed, Assessor, RawRecord, engine_record
@@ -346,6 +346,20 @@ def pack_groups(input_bytes: int) -> int:
     return 1 << min(max(round(math.log2(math.sqrt(0.3 * docs))), 4), 16)
 
 
+# Input per output part when curate.shards is unset: ~11,000 documents of ~6 KB of gzip WARC. One writer
+# holds a part's light records (~1 KB each as Python objects: ~11 MB); a part's documents file is
+# ~60 MB; two workers have two parts to write from ~130 MB of input on.
+PART_INPUT_BYTES = 64 << 20
+
+
+def part_count(curate: CurateConfig, input_bytes: int) -> int:
+    """`curate.shards`, or where it is unset one part per PART_INPUT_BYTES of input. A function of the
+    input alone, not of the runner or its workers, so that the part files are the same everywhere."""
+    if curate.shards is not None:
+        return curate.shards
+    return max(1, -(-input_bytes // PART_INPUT_BYTES))
+
+
 def group_of(key: bytes, groups: int) -> int:
     """The group of a dedup key (uniformly random bytes)."""
     return int.from_bytes(key[-4:], "little") % groups
@@ -631,7 +645,8 @@ def _copy_lines(docs: list[Decided], spill: Spill, out: Any) -> None:
 def build(p: beam.Pipeline, cfg: RunConfig, files: list[Path], robots: Path, out: Path) -> None:
     names = source_names(files)
     takedowns = str(cfg.data.takedowns) if cfg.data.takedowns else None
-    shards = cfg.curate.shards
+    input_bytes = sum(f.stat().st_size for f in files)
+    shards = part_count(cfg.curate, input_bytes)
     spill = str(out / SPILL)
     docs = (
         p
@@ -645,7 +660,7 @@ def build(p: beam.Pipeline, cfg: RunConfig, files: list[Path], robots: Path, out
         "shard": p | "ListParts" >> beam.Create([(k, None) for k in range(shards)], reshuffle=False),
     }
     if cfg.governance.dedup_exact:
-        groups = pack_groups(sum(f.stat().st_size for f in files))
+        groups = pack_groups(input_bytes)
         joined["rep"] = docs | "FindDuplicates" >> FindDuplicates(groups, shards)
     writer = WriteParts(str(out / "manifest"), str(out / "documents"), str(out / STATS), spill, shards)
     _ = joined | "GroupByPart" >> beam.CoGroupByKey() | "WriteParts" >> beam.ParDo(writer)

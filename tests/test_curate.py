@@ -118,6 +118,26 @@ def test_rerun_and_two_workers_give_the_same_digest(curated, tmp_path):
     assert again["digest"] == summary["digest"] == split["digest"]
 
 
+def test_unset_shards_give_one_part_per_slice_of_input_whatever_the_runner(curated, tmp_path, monkeypatch):
+    """Without curate.shards the part count follows the input's size alone (one part per
+    PART_INPUT_BYTES), so a larger input gets more parts (more writers, less held per writer) and
+    the parts do not depend on the runner; the digest is the one-part run's."""
+    cfg0, summary, _, _ = curated
+    size = sum(f.stat().st_size for f in curate.warc_inputs(cfg0))
+    assert curate.part_count(cfg0.curate, size) == 1  # the sample is far below 64 MiB
+    for runner in ("in-process", "multi-process"):
+        c = load_cfg(tmp_path / runner, f"curate.runner={runner}").curate
+        assert curate.part_count(c, 0) == 1
+        assert curate.part_count(c, curate.PART_INPUT_BYTES) == 1
+        assert curate.part_count(c, curate.PART_INPUT_BYTES + 1) == 2
+        assert curate.part_count(c, 10 * curate.PART_INPUT_BYTES) == 10
+    assert curate.part_count(load_cfg(tmp_path / "x", "curate.shards=5").curate, 10**12) == 5
+    monkeypatch.setattr(curate, "PART_INPUT_BYTES", -(-size // 3))
+    cfg = load_cfg(tmp_path / "sliced")
+    assert curate.run(cfg)["digest"] == summary["digest"]
+    assert len(list(cfg.paths.manifest.glob("part-*-of-00003.parquet"))) == 3
+
+
 def test_parts_are_written_a_row_group_at_a_time_from_the_spill(curated, tmp_path, monkeypatch):
     """A writer holds one row group of its part, not the part: with small row groups and several
     parts, the rows, the digest and the kept documents are those of the one-part run, every part's
