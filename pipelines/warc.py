@@ -38,9 +38,11 @@ The rule of the fast engine:
 Offsets are positions in the stream as given (warcio counts from the stream's position when reading
 starts; FastWARC's `stream_pos` is the same for gzip members).
 
-Two things both engines share, since the warcio code is theirs: records read as ARC get a fresh
-random WARC-Record-ID from warcio on every read, and `Content-Encoding: br` bodies are decoded through
-`_Brotli` below (warcio's own br hook fails with the Brotli module that FastWARC installs).
+Two things both engines share, since the warcio code is theirs: an ARC record has no record id, and
+the one warcio makes up for it (a random UUID, new on every read) is not kept: `record_id` is empty,
+so a rerun over ARC input writes the same manifest and digest. And `Content-Encoding: br` bodies are
+decoded through `_Brotli` below (warcio's own br hook fails with the Brotli module that FastWARC
+installs).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import BufferedReader
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.limitreader import LimitReader
-from warcio.recordloader import ArcWarcRecord, ArcWarcRecordLoader
+from warcio.recordloader import ARC2WARCHeadersParser, ArcWarcRecord, ArcWarcRecordLoader
 from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser, StatusAndHeadersParserException
 
 from data_governance.assess import RawRecord
@@ -153,8 +155,19 @@ def _read_warcio(
 # ---------------------------------------------------------------- warcio (the reference)
 
 
+class _ArcHeaders(ARC2WARCHeadersParser):  # type: ignore[misc]
+    """warcio's ARC → WARC header conversion without the WARC-Record-ID it makes up (a random UUID,
+    new on every read): an ARC record has no id, and a made-up one would change the manifest on each
+    run."""
+
+    def _get_protocol_and_headers(self, headerline: str, parts: list[str]) -> tuple[str, list[Any]]:
+        protocol, headers = super()._get_protocol_and_headers(headerline, parts)
+        return protocol, [(k, v) for k, v in headers if k != "WARC-Record-ID"]
+
+
 def _read_stream(stream: Any, name: str, decompressed: bool) -> Iterator[RawRecord]:
     it = ArchiveIterator(stream, no_record_parse=True, arc2warc=True)
+    it.loader.arc_parser = _ArcHeaders()  # (the parser ArcWarcRecordLoader picks for arc2warc)
     offset = 0
     try:
         for rec in it:

@@ -106,6 +106,8 @@ def test_arc_files_become_documents():
         (rec,) = read_file(CONFORMANCE / rel)
         assert rec.error is None and rec.uri == "http://example.com/" and rec.http_status == 200
         assert rec.warc_date == "2014-02-16T05:02:21Z" and b"Example Domain" in rec.payload
+        # ARC has no record id: none is made up, so every read (and the manifest) is the same
+        assert rec.record_id == "" and read_file(CONFORMANCE / rel) == [rec]
 
 
 @pytest.mark.slow
