@@ -378,6 +378,10 @@ def test_robots_evidence_is_encoded_once_per_domain_and_rules():
     assert texts[urls[0]] == texts[urls[2]] != texts[urls[1]]
     assert '"CCBot":false' in texts[urls[0]] and '"CCBot":true' in texts[urls[1]]
     assert texts[urls[3]] == texts[urls[4]]
+    # The evidence itself is built once per key and shared by the URLs decided by the same rules.
+    evidence = {url: rule.evaluate(url.split("/")[2], url) for url in urls}
+    assert evidence[urls[0]] is evidence[urls[2]] is not evidence[urls[1]]
+    assert evidence[urls[3]] is evidence[urls[4]]
     for url in urls:
         row = assess(record(url)).row
         consent = json.loads(row["consent"])
