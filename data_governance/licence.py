@@ -202,13 +202,25 @@ _MEDIA_TYPES = frozenset(
 _CREDIT_TAGS = frozenset({"figure", "figcaption", "picture", "video", "audio"})
 
 
-def find_licences(root: Any) -> list[Evidence]:
+# The elements `find_licences` reads.
+LICENCE_TAGS = ("meta", "link", "a", "script", "area")
+# Those of them that can state a licence other than by their text (CSS): the rest are links that
+# could only name one in their text ("CC BY 4.0" in a footer link).
+LICENCE_MARKUP = (
+    'meta[name], meta[property], link[rel], script[type], a[rel], area[rel], '
+    'a[href*="creativecommons.org" i], area[href*="creativecommons.org" i]'
+)
+
+
+def find_licences(root: Any, elements: Any = None) -> list[Evidence]:
     """Every licence statement under `root`, in document order, each with its location. `root` is an
-    lxml element or a `signals.Element` over the page's one resiliparse parse (the pipeline's case)."""
+    lxml element or a `signals.Element` over the page's one resiliparse parse (the pipeline's case).
+    `elements`: the elements to read, in document order (default: every one of LICENCE_TAGS); a
+    caller that knows no link text can name a licence passes those matching LICENCE_MARKUP."""
     import json
 
     found: list[Evidence] = []
-    for el in root.iter("meta", "link", "a", "script", "area"):
+    for el in root.iter(*LICENCE_TAGS) if elements is None else elements:
         tag = el.tag
         if tag == "meta":
             name = (el.get("name") or el.get("property") or "").strip().lower()

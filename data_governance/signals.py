@@ -21,7 +21,7 @@ from typing import Any
 
 from resiliparse.parse.html import DOMNode, HTMLTree, NodeType
 
-from data_governance.licence import Evidence, find_licences
+from data_governance.licence import LICENCE_MARKUP, Evidence, find_licences
 from data_governance.robots import matches, normalise_pattern, url_path
 
 # ---------------------------------------------------------------- IETF aipref
@@ -307,7 +307,11 @@ class Element:
         """This element (if it matches) and its descendants, in document order."""
         if not tags or self.node.tag in tags:
             yield self
-        for node in nodes(self.node.query_selector_all(", ".join(tags) if tags else "*")):
+        yield from self.select(", ".join(tags) if tags else "*")
+
+    def select(self, css: str) -> Iterator[Element]:
+        """The descendants matching a CSS selector list, in document order, each once."""
+        for node in nodes(self.node.query_selector_all(css)):
             yield Element(node)
 
 
@@ -321,6 +325,11 @@ def nodes(collection: Any) -> tuple[DOMNode, ...]:
 # Pre-filters on the page source: every signal below needs one of these strings, so a page without
 # them has no such evidence and its tree is not walked (building Python nodes is the costly part).
 _CC_HINT = re.compile(r"\bCC[ -]?(?:0|BY)")  # as licence._CC_TEXT: case-sensitive
+# Where a link's text could name a licence ("CC BY-SA 4.0", "CC0"): the source holds "CC" as a word
+# start, followed by 0, BY or anything that ends the word — also where markup splits the name
+# (`<abbr>CC</abbr> BY`). Without it only LICENCE_MARKUP elements are read: most pages that mention
+# "licence" somewhere (a script's licence comment, a footer word) have many links and no CC name.
+_CC_WORD = re.compile(r"\bCC(?:0|BY|\b)")
 
 
 try:
@@ -373,7 +382,10 @@ def evidence(tree: HTMLTree, html: str | None = None) -> HtmlEvidence:
             ev.robots_meta.extend(t.strip().lower() for t in content.split(",") if t.strip())
     if licence_hint:
         top = root.query_selector("html")
-        ev.licences = find_licences(Element(top)) if top is not None else []
+        if top is not None:
+            link_text = html is None or ("CC" in html and _CC_WORD.search(html) is not None)
+            el = Element(top)
+            ev.licences = find_licences(el, None if link_text else el.select(LICENCE_MARKUP))
     return ev
 
 

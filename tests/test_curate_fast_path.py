@@ -278,3 +278,40 @@ def test_html_hints(html, hints):
     assert signals._hints(html) == hints
     if not hints[1]:
         assert signals.parse_html(html).licences == []
+
+
+_CC = "https://creativecommons.org/licenses"
+_LINKS = "".join(f'<a href="/p/{i}">page {i}</a>' for i in range(50))
+_MARKUP_PAGES = {
+    # No "CC" name anywhere: only the elements of LICENCE_MARKUP are read.
+    "markup_only": f"""<html><head><meta name="license" content="{_CC}/by/4.0/">
+        <meta property="dc.rights" content="{_CC}/by-nc/4.0/"><link rel="license" href="{_CC}/by-sa/4.0/">
+        <script>/* @license MIT */</script><script type="application/ld+json">
+        {{"@type": "Article", "license": "{_CC}/by-nd/4.0/"}}</script></head><body style="color:#CCCCCC">
+        {_LINKS}<p><a href="HTTPS://CreativeCommons.org/licenses/by/3.0/">a licence</a></p>
+        <map><area href="{_CC}/by/2.0/"></map><figure><a rel="license" href="{_CC}/by/2.5/">x</a></figure>
+        <footer>{_LINKS}<a href="{_CC}/by-sa/3.0/">terms</a></footer></body></html>""",
+    # A licence named by a footer link's text, the name split by markup: every link is read.
+    "split_name": f"""<html><body><p>licensed content</p>{_LINKS}<footer>
+        <a href="/terms"><abbr>CC</abbr> BY-SA 4.0</a></footer></body></html>""",
+    "cc0_text": f"""<html><body>{_LINKS}<div class="site-footer"><a href="/t">CC0 1.0</a> licence</div>
+        </body></html>""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_MARKUP_PAGES))
+def test_licence_markup_selection_finds_what_reading_every_element_finds(name):
+    """Where no link text can name a licence, reading only LICENCE_MARKUP elements finds the same
+    evidence, in the same order, as reading every element; where one can, every link is read."""
+    from resiliparse.parse.html import HTMLTree
+
+    html = _MARKUP_PAGES[name]
+    ev = signals.parse_html(html)
+    top = signals.Element(HTMLTree.parse(html).document.query_selector("html"))
+    assert ev.licences == find_licences(top)  # every element of the one parse, as before
+    assert ev.licences, name
+    assert (signals._CC_WORD.search(html) is None) == (name == "markup_only")
+    if name == "markup_only":
+        assert ev.licences == find_licences(lxml.html.fromstring(html))
+        locations = [e.location for e in ev.licences]
+        assert locations == ["meta", "meta", "link_rel", "json_ld", *["body_link"] * 3, "footer"]
