@@ -1143,14 +1143,22 @@ def derive_facts(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return facts.result()
 
 
-def write_artefacts(cfg: Any, folder: Path, meta: dict[str, Any], facts: dict[str, Any]) -> dict[str, str]:
+def write_artefacts(
+    cfg: Any,
+    folder: Path,
+    meta: dict[str, Any],
+    facts: dict[str, Any],
+    files: list[dict[str, Any]] | None = None,
+) -> dict[str, str]:
     """Write the lookup index, croissant.json, eu_summary.{md,json} and data_report.html into `folder`
     (the curate stage's temporary manifest folder, so they appear atomically with the manifest);
-    `facts`: `Facts.result()` (or `derive_facts`) of the manifest's rows."""
+    `facts`: `Facts.result()` (or `derive_facts`) of the manifest's rows; `files`: path and sha256 of
+    each documents file where the caller has them (else they are hashed here)."""
     from data_governance import croissant, data_report, eu_summary, lookup
 
-    documents = sorted((folder.parent / "documents").glob("*.jsonl"))
-    files = [{"path": d.name, "sha256": sha256_file(d)} for d in documents]
+    if files is None:
+        documents = sorted((folder.parent / "documents").glob("*.jsonl"))
+        files = [{"path": d.name, "sha256": sha256_file(d)} for d in documents]
     info = {**meta, **facts, "document_files": files}
     lookup.build(folder, meta["digest"]["root"])
     (folder / "croissant.json").write_text(

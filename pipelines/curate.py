@@ -19,6 +19,7 @@ complete: a run killed mid-way leaves nothing half-written, and its restart star
 from __future__ import annotations
 
 import gc
+import hashlib
 import heapq
 import io
 import json
@@ -570,25 +571,49 @@ class WriteParts(beam.DoFn):
         spill = Spill(self.spill)
         try:
             manifest = FileSystems.join(self.manifest, name + ".parquet")
-            sidecar = _replace(manifest, lambda out: _encode_manifest(docs, spill, out))
+            sidecar, manifest_sha = _replace(manifest, lambda out: _encode_manifest(docs, spill, out))
             corpus = FileSystems.join(self.corpus, name + ".jsonl")
-            _replace(corpus, lambda out: _copy_lines(docs, spill, out))
+            _, corpus_sha = _replace(corpus, lambda out: _copy_lines(docs, spill, out))
         finally:
             spill.close()
         _replace(FileSystems.join(self.stats, name + ".stats"), lambda out: out.write(sidecar))
+        files = json.dumps({"manifest": manifest_sha, "documents": corpus_sha}).encode()
+        _replace(FileSystems.join(self.stats, name + FILES), lambda out: out.write(files))
         yield manifest
         yield corpus
 
 
-def _replace(final: str, write: Callable[[Any], Any]) -> Any:
-    """Writes `final` through a temporary name with `write(stream)`, and returns what it returned."""
+# A part's sidecar of its two files' sha256, hashed as they were written (`_replace`): the run's finish
+# never reads the manifest or the documents again to list them.
+FILES = ".files"
+
+
+class _Hashed:
+    """A write stream that hashes what goes through it."""
+
+    def __init__(self, out: Any):
+        self.out = out
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: bytes) -> Any:
+        self.sha256.update(data)
+        return self.out.write(data)
+
+    def __getattr__(self, name: str) -> Any:  # (tell, flush, closed, ... as the stream has them)
+        return getattr(self.out, name)
+
+
+def _replace(final: str, write: Callable[[Any], Any]) -> tuple[Any, str]:
+    """Writes `final` through a temporary name with `write(stream)`; returns what it returned and the
+    sha256 of the bytes written."""
     tmp = f"{final}.{uuid.uuid4().hex}.tmp"
     with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        result = write(fh)
+        out = _Hashed(fh)
+        result = write(out)
     if FileSystems.exists(final):
         FileSystems.delete([final])
     FileSystems.rename([tmp], [final])
-    return result
+    return result, out.sha256.hexdigest()
 
 
 # Rows per row group of a manifest part: a writer holds at most this many rows (~2.3 KB each as Arrow
@@ -688,26 +713,39 @@ class Finished(NamedTuple):
     facts: dict[str, Any]  # audit.Facts.result()
     root: str  # the Merkle root of all rows in doc_id order
     rows: int
+    parts: list[dict[str, Any]]  # manifest.json's "parts": path, sha256 and rows of each
+    documents: list[dict[str, Any]]  # path and sha256 of each documents part that exists
 
 
 def finish_parts(folder: Path, stats: Path) -> Finished:
     """Adds up the parts' sidecars (in part order) and joins their digest leaves in doc_id order, in
-    O(parts + log rows) memory: no row is read again. A doc_id in two places fails the run."""
+    O(parts + log rows) memory: no row is read again. A doc_id in two places fails the run. The files'
+    sha256 come from their `FILES` sidecars; a part without one (a sidecar from `write_part` alone)
+    is hashed here."""
     from data_governance.audit import Facts
 
     summary, facts, sidecars = manifest.Summary(), Facts(), []
+    parts, documents = [], []
     for part in sorted(folder.glob("part-*.parquet")):
-        side = pickle.loads((stats / (part.name.removesuffix(".parquet") + ".stats")).read_bytes())
+        stem = part.name.removesuffix(".parquet")
+        side = pickle.loads((stats / (stem + ".stats")).read_bytes())
         summary.merge(manifest.Summary.from_json(side["summary"]))
         facts.merge(Facts.from_json(side["facts"]))
         sidecars.append(side["leaves"])
+        listed = stats / (stem + FILES)
+        files = json.loads(listed.read_text()) if listed.exists() else {}
+        sha = files.get("manifest") or sha256_file(part)
+        parts.append({"path": part.name, "sha256": sha, "rows": len(side["leaves"]) // 48})
+        lines = folder.parent / "documents" / (stem + ".jsonl")
+        if lines.exists():
+            documents.append({"path": lines.name, "sha256": files.get("documents") or sha256_file(lines)})
     tree, last = manifest.MerkleStream(), b""
     for doc, leaf in heapq.merge(*(_leaves(data) for data in sidecars)):
         if doc == last:
             raise StageError(f"curate: doc_id {doc.hex()} is in the manifest twice ({folder})")
         tree.add(leaf)
         last = doc
-    return Finished(summary.result(), facts.result(), tree.root(), tree.count)
+    return Finished(summary.result(), facts.result(), tree.root(), tree.count, parts, documents)
 
 
 def _leaves(data: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -715,11 +753,9 @@ def _leaves(data: bytes) -> Iterator[tuple[bytes, bytes]]:
         yield data[i : i + 16], data[i + 16 : i + 48]
 
 
-def write_manifest_json(cfg: RunConfig, folder: Path, summary: dict[str, Any], root: str) -> dict[str, Any]:
-    parts = [
-        {"path": p.name, "sha256": sha256_file(p), "rows": pq.read_metadata(p).num_rows}
-        for p in sorted(folder.glob("part-*.parquet"))
-    ]
+def write_manifest_json(
+    cfg: RunConfig, folder: Path, summary: dict[str, Any], root: str, parts: list[dict[str, Any]]
+) -> dict[str, Any]:
     doc = {
         "schema_version": manifest.SCHEMA_VERSION,
         "columns": list(manifest.COLUMNS),
@@ -773,10 +809,10 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     shutil.rmtree(tmp / STATS)
     if read is not None and done.rows != read:
         raise StageError(f"curate: {read} records read but {done.rows} manifest rows written in {tmp}")
-    doc = write_manifest_json(cfg, tmp / "manifest", done.summary, done.root)
+    doc = write_manifest_json(cfg, tmp / "manifest", done.summary, done.root, done.parts)
     from data_governance.audit import write_artefacts  # index, Croissant, EU summary, data report
 
-    write_artefacts(cfg, tmp / "manifest", doc, done.facts)
+    write_artefacts(cfg, tmp / "manifest", doc, done.facts, done.documents)
     old = final.with_name(final.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():

@@ -118,6 +118,28 @@ def test_rerun_and_two_workers_give_the_same_digest(curated, tmp_path):
     assert again["digest"] == summary["digest"] == split["digest"]
 
 
+def test_listed_file_hashes_are_those_of_the_files(curated, tmp_path):
+    """manifest.json and croissant.json list every part with the sha256 its writer hashed while
+    writing it (the finish reads no part again): equal to hashing the files, rows as in the part."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    cfg = load_cfg(tmp_path / "parts", "curate.shards=3")
+    curate.run(cfg)
+    meta = json.loads((cfg.paths.manifest / "manifest.json").read_text())
+    assert [p["path"] for p in meta["parts"]] == [curate.part_name(k, 3, ".parquet") for k in range(3)]
+    for p in meta["parts"]:
+        part = cfg.paths.manifest / p["path"]
+        assert p["sha256"] == hashlib.sha256(part.read_bytes()).hexdigest()
+        assert p["rows"] == pq.read_metadata(part).num_rows
+    croissant = json.loads((cfg.paths.manifest / "croissant.json").read_text())
+    listed = {d["name"]: d["sha256"] for d in croissant["distribution"] if d["name"].endswith(".jsonl")}
+    files = sorted(cfg.paths.documents.glob("*.jsonl"))
+    assert len(files) == 3
+    assert listed == {f"documents/{f.name}": hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
 def test_unset_shards_give_one_part_per_slice_of_input_whatever_the_runner(curated, tmp_path, monkeypatch):
     """Without curate.shards the part count follows the input's size alone (one part per
     PART_INPUT_BYTES), so a larger input gets more parts (more writers, less held per writer) and
