@@ -142,7 +142,7 @@ def _run_data_order(folder: Path) -> Path | None:
 
 
 def training_steps(folder: Path, log: Path, answer: dict[str, Any], domain: str | None) -> dict[str, Any]:
-    """Which steps of the data-order log read the answer's kept documents (one pass over the log)."""
+    """Which steps of the data-order log read the answer's kept documents (through its doc_id index)."""
     from data_governance.lookup import Index
     from training.data_order import steps_of
 

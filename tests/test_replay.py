@@ -100,6 +100,41 @@ def test_steps_held_during_an_async_save_follow_its_checkpoint_line(tmp_path: Pa
     assert data_order.read(log).ok
 
 
+def test_steps_index_answers_as_a_scan_of_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """"Which steps read this document?" from the log's doc_id index equals one pass over the log,
+    across row groups that split a document's steps; the index follows the log as it grows."""
+    import random
+
+    from data_governance import lookup
+
+    monkeypatch.setattr(lookup, "ROW_GROUP", 7)  # many small row groups, documents across their edges
+    r = random.Random(3)
+    docs = [f"{r.getrandbits(128):032x}" for _ in range(40)]
+    log = tmp_path / data_order.FILE
+    w = data_order.Writer(log, data_order.header("t", "d", 1, 8, 2, 8), resume_head=None)
+
+    def steps(first: int, last: int) -> None:
+        for step in range(first, last + 1):
+            rec = {"samples": [step, step + 1], "doc_ids": r.sample(docs, 6), "tokens_sha256": "00"}
+            w.step(step, rec, 1.0, 1.0, 0.1)
+            if step % 10 == 0:
+                w.checkpoint(step, "f" * 64)
+
+    steps(1, 30)
+    asked = set(r.sample(docs, 15)) | {"0" * 32}  # one that no step read
+    want = data_order.scan_steps(log, asked)
+    assert sum(map(len, want.values())) > 15 and want["0" * 32] == []
+    assert data_order.steps_of(log, asked) == want
+    index = log.with_name("data_order.index")
+    files = json.loads((index / "index.json").read_text())["files"]
+    assert sum(len(f["groups"]) for f in files) == -(-30 * 6 // 7)  # every pair, in groups of 7
+    built = (index / "index.json").stat().st_mtime_ns
+    assert data_order.steps_of(log, asked) == want and (index / "index.json").stat().st_mtime_ns == built
+    steps(31, 45)  # the log grew: the index is rebuilt and answers for the new steps too
+    assert data_order.steps_of(log, set(docs)) == data_order.scan_steps(log, set(docs))
+    assert any(s > 30 for found in data_order.steps_of(log, set(docs)).values() for s in found)
+
+
 def test_a_resumed_run_writes_the_same_log(released: tuple[RunConfig, Path], tmp_path: Path) -> None:
     """Interrupted after 6 steps (log cut back to the checkpoint at 4) and resumed: the same bytes."""
     cfg, _ = released

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,14 +235,99 @@ def read(path: Path, start_head: str | None = None, start_step: int = 0) -> Chai
 
 
 def steps_of(path: Path, doc_ids: Iterable[str]) -> dict[str, list[int]]:
-    """For each doc_id, the steps whose batches read it (one pass over the log)."""
+    """For each doc_id, the steps whose batches read it, in step order. Answered from the log's
+    doc_id → step index (`steps_index`: built on first use, rebuilt when the log changed), which reads
+    only the row groups that hold the documents asked about; by one pass over the log where the index
+    cannot be written beside it (a read-only release)."""
     wanted = set(doc_ids)
+    folder = steps_index(path) if wanted else None
+    if folder is None:
+        return scan_steps(path, wanted)
+    import pyarrow.parquet as pq
+
+    from data_governance.lookup import _GroupTable
+
+    meta = json.loads((folder / "index.json").read_text())
+    table = _GroupTable(meta["files"])
+    found: dict[str, list[int]] = {d: [] for d in wanted}
+    groups: dict[tuple[str, int], dict[str, list[int]]] = {}  # each row group read once
+    for doc in sorted(wanted):
+        for where in table.candidates([doc], [doc]):
+            if where not in groups:
+                t = pq.ParquetFile(folder / where[0]).read_row_group(where[1])
+                by_doc: dict[str, list[int]] = {}
+                for d, step in zip(t.column("doc_id").to_pylist(), t.column("step").to_pylist(), strict=True):
+                    by_doc.setdefault(d, []).append(step)
+                groups[where] = by_doc
+            found[doc] += groups[where].get(doc, [])
+    return found
+
+
+def scan_steps(path: Path, wanted: set[str]) -> dict[str, list[int]]:
+    """`steps_of` by one pass over the log (the reference of the index, and its fallback)."""
     found: dict[str, list[int]] = {d: [] for d in wanted}
     for e in _entries(path):
         if e.get("kind") == "step":
             for d in wanted.intersection(e.get("doc_ids", ())):
                 found[d].append(int(e["step"]))
     return found
+
+
+INDEX_SUFFIX = ".index"  # train/data_order.index/ beside train/data_order.jsonl
+_INDEX_VERSION = 1
+
+
+def _stamp(path: Path) -> dict[str, Any]:
+    """What identifies the log's content cheaply: its size and a hash of its last 4 KiB (the last
+    line's own hash is there, so an append or a rewrite of the same size changes the stamp)."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - 4096))
+        tail = fh.read()
+    return {"size": size, "tail_sha256": hashlib.sha256(tail).hexdigest(), "version": _INDEX_VERSION}
+
+
+def steps_index(path: Path, memory_limit: str = "2GB") -> Path | None:
+    """The log's doc_id → step index, `<log>.index/`: (doc_id, step) rows sorted by doc_id then step,
+    in row groups whose first and last doc_id index.json records (as the manifest's lookup index).
+    Built with DuckDB (an external sort, spilling beyond `memory_limit`) when missing or stale,
+    through a temporary folder renamed into place. None where the folder beside the log cannot be
+    written."""
+    folder = path.with_name(path.name.removesuffix(".jsonl") + INDEX_SUFFIX)
+    stamp = _stamp(path)
+    try:
+        if json.loads((folder / "index.json").read_text()).get("log") == stamp:
+            return folder
+    except (OSError, ValueError):
+        pass
+    tmp = folder.with_name(folder.name + ".tmp")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    except OSError:
+        return None
+    import duckdb
+
+    from data_governance.lookup import _write_sorted
+
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit='{memory_limit}'")
+    con.execute("SET enable_progress_bar=false")
+    con.execute(f"SET temp_directory='{tmp / 'spill'}'")
+    log = "'" + str(path).replace("'", "''") + "'"
+    pairs = con.sql(
+        f"""SELECT d AS doc_id, step FROM (
+               SELECT step, unnest(doc_ids) AS d FROM read_json({log}, format='newline_delimited',
+                   columns={{'kind': 'VARCHAR', 'step': 'BIGINT', 'doc_ids': 'VARCHAR[]'}})
+               WHERE kind = 'step')
+           ORDER BY doc_id, step"""
+    ).to_arrow_reader(16_384)
+    files = _write_sorted(pairs, tmp, "steps", ("doc_id",))
+    shutil.rmtree(tmp / "spill", ignore_errors=True)
+    (tmp / "index.json").write_text(json.dumps({"log": stamp, "files": files}) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder
 
 
 def _entries(path: Path) -> Iterator[dict[str, Any]]:
