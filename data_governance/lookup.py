@@ -108,20 +108,20 @@ def build(
     )
     rows = int(con.sql("SELECT count(*) FROM m").fetchall()[0][0])
     cols = ", ".join(URL_COLUMNS)
-    urls = _write_sorted(
+    urls = write_sorted(
         con.sql(f"SELECT {cols} FROM m ORDER BY host_key, url, doc_id").to_arrow_reader(ROW_GROUP),
         tmp,
         "urls",
         ("host_key", "url"),
     )
-    ids = _write_sorted(
+    ids = write_sorted(
         con.sql("SELECT doc_id, host_key, url FROM m ORDER BY doc_id").to_arrow_reader(ROW_GROUP),
         tmp,
         "doc_ids",
         ("doc_id",),
     )
     domains = _domain_table(con)
-    doms = _write_sorted(
+    doms = write_sorted(
         pa.RecordBatchReader.from_batches(domains.schema, domains.to_batches()), tmp, "domains", ("host_key",)
     )
     shutil.rmtree(tmp / "spill", ignore_errors=True)
@@ -141,7 +141,7 @@ def build(
     return record
 
 
-def _write_sorted(
+def write_sorted(
     reader: pa.RecordBatchReader, folder: Path, stem: str, key: tuple[str, ...]
 ) -> list[dict[str, Any]]:
     """Stream sorted batches into files of row groups; record each group's first and last key."""
@@ -241,12 +241,12 @@ class Index:
                 f"{meta}: index version {self.meta.get('index_version')!r}, this tool reads {INDEX_VERSION}; "
                 "rebuild it with `commonweights audit index`"
             )
-        self._tables: dict[str, _GroupTable] = {}
+        self._tables: dict[str, GroupTable] = {}
 
-    def table(self, name: str) -> _GroupTable:
+    def table(self, name: str) -> GroupTable:
         """The key table of `urls`, `doc_ids` or `domains`, built on first use (a query needs one or two)."""
         if name not in self._tables:
-            self._tables[name] = _GroupTable(self.meta["domains_files" if name == "domains" else name])
+            self._tables[name] = GroupTable(self.meta["domains_files" if name == "domains" else name])
         return self._tables[name]
 
     @classmethod
@@ -323,7 +323,7 @@ def _where(table: pa.Table, column: str, keep: Any, limit: int | None = None) ->
     return [row for i in hits for row in table.slice(i, 1).to_pylist()]  # slice: take() imports compute
 
 
-class _GroupTable:
+class GroupTable:
     """The first/last key of every row group, across files, for bisecting."""
 
     def __init__(self, files: list[dict[str, Any]]):

@@ -245,10 +245,10 @@ def steps_of(path: Path, doc_ids: Iterable[str]) -> dict[str, list[int]]:
         return scan_steps(path, wanted)
     import pyarrow.parquet as pq
 
-    from data_governance.lookup import _GroupTable
+    from data_governance.lookup import GroupTable
 
     meta = json.loads((folder / "index.json").read_text())
-    table = _GroupTable(meta["files"])
+    table = GroupTable(meta["files"])
     found: dict[str, list[int]] = {d: [] for d in wanted}
     groups: dict[tuple[str, int], dict[str, list[int]]] = {}  # each row group read once
     for doc in sorted(wanted):
@@ -308,7 +308,7 @@ def steps_index(path: Path, memory_limit: str = "2GB") -> Path | None:
         return None
     import duckdb
 
-    from data_governance.lookup import _write_sorted
+    from data_governance.lookup import write_sorted
 
     con = duckdb.connect()
     con.execute(f"SET memory_limit='{memory_limit}'")
@@ -322,7 +322,7 @@ def steps_index(path: Path, memory_limit: str = "2GB") -> Path | None:
                WHERE kind = 'step')
            ORDER BY doc_id, step"""
     ).to_arrow_reader(16_384)
-    files = _write_sorted(pairs, tmp, "steps", ("doc_id",))
+    files = write_sorted(pairs, tmp, "steps", ("doc_id",))
     shutil.rmtree(tmp / "spill", ignore_errors=True)
     (tmp / "index.json").write_text(json.dumps({"log": stamp, "files": files}) + "\n")
     shutil.rmtree(folder, ignore_errors=True)
