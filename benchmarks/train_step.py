@@ -91,7 +91,10 @@ def bare_step(model: Any, optimizer: Any, forward_backward: Any, s: _Step, step:
     optimizer.zero_grad()
     n = t.global_batch_size // t.micro_batch_size
     first = step * t.global_batch_size
-    data = iter([batch(s.dataset, first + i * t.micro_batch_size, t.micro_batch_size) for i in range(n)])
+    mb = t.micro_batch_size
+    data = iter(
+        [{k: v.to(s.device) for k, v in batch(s.dataset, first + i * mb, mb).items()} for i in range(n)]
+    )
 
     def forward(it: Any, m: Any) -> Any:
         b = next(it)
