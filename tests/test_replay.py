@@ -102,15 +102,17 @@ def test_steps_held_during_an_async_save_follow_its_checkpoint_line(tmp_path: Pa
 
 def test_steps_index_answers_as_a_scan_of_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """"Which steps read this document?" from the log's doc_id index equals one pass over the log,
-    across row groups that split a document's steps; the index follows the log as it grows."""
+    across row groups that split a document's steps; the index follows the log as it grows, and lives
+    in the user's cache, never beside the log (a release folder holds only what it lists)."""
     import random
 
     from data_governance import lookup
 
     monkeypatch.setattr(lookup, "ROW_GROUP", 7)  # many small row groups, documents across their edges
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     r = random.Random(3)
     docs = [f"{r.getrandbits(128):032x}" for _ in range(40)]
-    log = tmp_path / data_order.FILE
+    log = tmp_path / "train" / data_order.FILE
     w = data_order.Writer(log, data_order.header("t", "d", 1, 8, 2, 8), resume_head=None)
 
     def steps(first: int, last: int) -> None:
@@ -125,7 +127,9 @@ def test_steps_index_answers_as_a_scan_of_the_log(tmp_path: Path, monkeypatch: p
     want = data_order.scan_steps(log, asked)
     assert sum(map(len, want.values())) > 15 and want["0" * 32] == []
     assert data_order.steps_of(log, asked) == want
-    index = log.with_name("data_order.index")
+    index = data_order.index_folder(log)
+    assert index.is_relative_to(tmp_path / "cache")
+    assert [p.name for p in log.parent.iterdir()] == [data_order.FILE]  # nothing beside the log
     files = json.loads((index / "index.json").read_text())["files"]
     assert sum(len(f["groups"]) for f in files) == -(-30 * 6 // 7)  # every pair, in groups of 7
     built = (index / "index.json").stat().st_mtime_ns

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -238,7 +239,7 @@ def steps_of(path: Path, doc_ids: Iterable[str]) -> dict[str, list[int]]:
     """For each doc_id, the steps whose batches read it, in step order. Answered from the log's
     doc_id → step index (`steps_index`: built on first use, rebuilt when the log changed), which reads
     only the row groups that hold the documents asked about; by one pass over the log where the index
-    cannot be written beside it (a read-only release)."""
+    cannot be written."""
     wanted = set(doc_ids)
     folder = steps_index(path) if wanted else None
     if folder is None:
@@ -273,8 +274,15 @@ def scan_steps(path: Path, wanted: set[str]) -> dict[str, list[int]]:
     return found
 
 
-INDEX_SUFFIX = ".index"  # train/data_order.index/ beside train/data_order.jsonl
 _INDEX_VERSION = 1
+
+
+def index_folder(path: Path) -> Path:
+    """Where the doc_id index of a log lives: in the user's cache, keyed by the log's resolved path.
+    Never beside the log: a release's folder must hold only what its signed statement lists."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
+    return cache / "commonweights" / "data-order-index" / key
 
 
 def _stamp(path: Path) -> dict[str, Any]:
@@ -288,12 +296,11 @@ def _stamp(path: Path) -> dict[str, Any]:
 
 
 def steps_index(path: Path, memory_limit: str = "2GB") -> Path | None:
-    """The log's doc_id → step index, `<log>.index/`: (doc_id, step) rows sorted by doc_id then step,
-    in row groups whose first and last doc_id index.json records (as the manifest's lookup index).
-    Built with DuckDB (an external sort, spilling beyond `memory_limit`) when missing or stale,
-    through a temporary folder renamed into place. None where the folder beside the log cannot be
-    written."""
-    folder = path.with_name(path.name.removesuffix(".jsonl") + INDEX_SUFFIX)
+    """The log's doc_id → step index (`index_folder`): (doc_id, step) rows sorted by doc_id then
+    step, in row groups whose first and last doc_id index.json records (as the manifest's lookup
+    index). Built with DuckDB (an external sort, spilling beyond `memory_limit`) when missing or
+    stale, through a temporary folder renamed into place. None where the cache cannot be written."""
+    folder = index_folder(path)
     stamp = _stamp(path)
     try:
         if json.loads((folder / "index.json").read_text()).get("log") == stamp:
@@ -303,7 +310,7 @@ def steps_index(path: Path, memory_limit: str = "2GB") -> Path | None:
     tmp = folder.with_name(folder.name + ".tmp")
     try:
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+        tmp.mkdir(parents=True)
     except OSError:
         return None
     import duckdb
