@@ -244,9 +244,8 @@ def dedup_keys(row: dict[str, Any], text: str) -> tuple[bytes, ...]:
 
 
 def corpus_line(row: dict[str, Any], text: str) -> bytes:
-    """One line of the kept documents' JSONL: compact UTF-8 JSON. (orjson: 2 µs for a 3 KB text where
-    `json.dumps` took 22 µs; the line is never hashed into the manifest, so only its bytes' speed
-    matters.)"""
+    """One line of the kept documents' JSONL: compact UTF-8 JSON, as `json.dumps` with compact
+    separators writes it (orjson: 1.3 µs for a 3 KB text where `json.dumps` took 22.5 µs)."""
     doc = {"doc_id": row["doc_id"], "url": row["url"], "domain": row["domain"], "licence": row["licence"]}
     return orjson.dumps({**doc, "text": text}) + b"\n"
 
