@@ -16,6 +16,7 @@ import pytest
 from test_training import hermetic, make_cfg, write_tokens  # noqa: F401  (hermetic: autouse)
 
 from commonweights.config import RunConfig
+from commonweights.errors import InputError
 from training import checkpoint, data_order
 from training.replay import pack, replay
 from training.train import run
@@ -137,6 +138,11 @@ def test_steps_index_answers_as_a_scan_of_the_log(tmp_path: Path, monkeypatch: p
     steps(31, 45)  # the log grew: the index is rebuilt and answers for the new steps too
     assert data_order.steps_of(log, set(docs)) == data_order.scan_steps(log, set(docs))
     assert any(s > 30 for found in data_order.steps_of(log, set(docs)).values() for s in found)
+    with log.open("a") as fh:  # a line that is not JSON: an error naming the log, nothing half-built
+        fh.write('{"kind": "step", "step": 46, "doc_ids": [\n')
+    with pytest.raises(InputError, match=r"data_order\.jsonl: not a data-order log that can be read"):
+        data_order.steps_of(log, set(docs))
+    assert not index.with_name(index.name + ".tmp").exists()
 
 
 def test_a_resumed_run_writes_the_same_log(released: tuple[RunConfig, Path], tmp_path: Path) -> None:

@@ -322,14 +322,21 @@ def steps_index(path: Path, memory_limit: str = "2GB") -> Path | None:
     con.execute("SET enable_progress_bar=false")
     con.execute(f"SET temp_directory='{tmp / 'spill'}'")
     log = "'" + str(path).replace("'", "''") + "'"
-    pairs = con.sql(
-        f"""SELECT d AS doc_id, step FROM (
-               SELECT step, unnest(doc_ids) AS d FROM read_json({log}, format='newline_delimited',
-                   columns={{'kind': 'VARCHAR', 'step': 'BIGINT', 'doc_ids': 'VARCHAR[]'}})
-               WHERE kind = 'step')
-           ORDER BY doc_id, step"""
-    ).to_arrow_reader(16_384)
-    files = write_sorted(pairs, tmp, "steps", ("doc_id",))
+    try:
+        pairs = con.sql(
+            f"""SELECT d AS doc_id, step FROM (
+                   SELECT step, unnest(doc_ids) AS d FROM read_json({log}, format='newline_delimited',
+                       columns={{'kind': 'VARCHAR', 'step': 'BIGINT', 'doc_ids': 'VARCHAR[]'}})
+                   WHERE kind = 'step')
+               ORDER BY doc_id, step"""
+        ).to_arrow_reader(16_384)
+        files = write_sorted(pairs, tmp, "steps", ("doc_id",))
+    except duckdb.Error as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InputError(
+            f"{path}: not a data-order log that can be read ({e}); it is the train/data_order.jsonl "
+            "that training writes, one JSON object per line"
+        ) from None
     shutil.rmtree(tmp / "spill", ignore_errors=True)
     (tmp / "index.json").write_text(json.dumps({"log": stamp, "files": files}) + "\n")
     shutil.rmtree(folder, ignore_errors=True)
