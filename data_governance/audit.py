@@ -1148,17 +1148,14 @@ def write_artefacts(
     folder: Path,
     meta: dict[str, Any],
     facts: dict[str, Any],
-    files: list[dict[str, Any]] | None = None,
+    files: list[dict[str, Any]],
 ) -> dict[str, str]:
     """Write the lookup index, croissant.json, eu_summary.{md,json} and data_report.html into `folder`
     (the curate stage's temporary manifest folder, so they appear atomically with the manifest);
     `facts`: `Facts.result()` (or `derive_facts`) of the manifest's rows; `files`: path and sha256 of
-    each documents file where the caller has them (else they are hashed here)."""
+    each documents file (`curate.finish_parts`, hashed as they were written)."""
     from data_governance import croissant, data_report, eu_summary, lookup
 
-    if files is None:
-        documents = sorted((folder.parent / "documents").glob("*.jsonl"))
-        files = [{"path": d.name, "sha256": sha256_file(d)} for d in documents]
     info = {**meta, **facts, "document_files": files}
     lookup.build(folder, meta["digest"]["root"])
     (folder / "croissant.json").write_text(

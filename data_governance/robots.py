@@ -445,7 +445,7 @@ class RobotsEvidence:
         }
 
 
-_JSON_KEPT = 1 << 12  # encoded robots evidence kept per RobotsRule (one per domain and rule set)
+_KEPT = 1 << 12  # robots evidence, and its encoding, kept per RobotsRule (one per domain and rule set)
 
 
 class RobotsRule:
@@ -502,7 +502,7 @@ class RobotsRule:
         return self._fallback(snap, "3xx", self._policy.robots_5xx, reasons.Reason.robots_unavailable)
 
     def _keep(self, key: tuple[Any, ...], ev: RobotsEvidence) -> RobotsEvidence:
-        if len(self._evidence) >= _JSON_KEPT:
+        if len(self._evidence) >= _KEPT:
             self._evidence.clear()
         ev.key = key
         self._evidence[key] = ev
@@ -511,12 +511,12 @@ class RobotsRule:
     def evidence_json(self, ev: RobotsEvidence) -> str:
         """`canonical_json(ev.to_json())` for evidence this RobotsRule made, encoded once per domain
         and set of deciding rules (the rules live as long as this object, so their identities stay
-        unique). At most `_JSON_KEPT` encodings are kept."""
+        unique). At most `_KEPT` encodings are kept."""
         if ev.key is None:
             return canonical_json(ev.to_json())
         got = self._json.get(ev.key)
         if got is None:
-            if len(self._json) >= _JSON_KEPT:
+            if len(self._json) >= _KEPT:
                 self._json.clear()
             got = self._json[ev.key] = canonical_json(ev.to_json())
         return got
