@@ -255,17 +255,15 @@ def final_row(d: Decided, stored: dict[str, Any]) -> dict[str, Any]:
     return {**stored, "doc_id": d.doc_id, "decision": d.decision, "reasons": list(d.reasons)}
 
 
-class SpillRows(beam.DoFn):
-    """Assessed → Decided: the manifest row, and a candidate's corpus line, go to this bundle's spill
-    file in `folder`.
+class SpillFile:
+    """A bundle's spill file in `folder`, opened on its first write.
 
-    Every bundle (in `CurateFiles`: every input file) writes its own file under a fresh name, so a
-    retried one never overwrites what a committed one points at; a file is read only behind a shuffle,
-    after the step that wrote it has closed it. The folder is removed once the outputs are written."""
+    Every bundle writes its own file under a fresh name, so a retried one never overwrites what a
+    committed one points at; a file is read only behind a shuffle, after the step that wrote it has
+    closed it (`finish_bundle`). The folder is removed once the outputs are written."""
 
-    def __init__(self, folder: str, dedup_enabled: bool):
+    def __init__(self, folder: str):
         self.folder = folder
-        self.dedup_enabled = dedup_enabled
         self.out: Any = None
         self.name = ""
         self.offset = 0
@@ -273,7 +271,7 @@ class SpillRows(beam.DoFn):
     def start_bundle(self) -> None:
         self.out = None
 
-    def _write(self, data: bytes) -> tuple[int, int]:
+    def write(self, data: bytes) -> tuple[int, int]:
         if self.out is None:
             self.name = f"{uuid.uuid4().hex}.bin"
             path = FileSystems.join(self.folder, self.name)
@@ -284,20 +282,34 @@ class SpillRows(beam.DoFn):
         self.offset += len(data)
         return at
 
-    def process(self, a: Assessed) -> Iterator[Decided]:
-        r = a.row
-        row = self._write(pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL))
-        base = (r["doc_id"], (r["source_file"], r["source_offset"]), r["decision"], tuple(r["reasons"]))
-        if a.text is None:
-            yield Decided(*base, self.name, row)
-            return
-        line = self._write(corpus_line(r, a.text))
-        yield Decided(*base, self.name, row, line, dedup_keys(r, a.text) if self.dedup_enabled else ())
+    def pack(self, items: list[Any]) -> Ref:
+        """`items` as one pack in this file; the reference crosses the shuffle in its place."""
+        offset, length = self.write(pack(items))
+        return self.name, offset, length
 
     def finish_bundle(self) -> None:
         if self.out is not None:
             self.out.close()
             self.out = None
+
+
+class SpillRows(SpillFile):
+    """Assessed → Decided: the manifest row, and a candidate's corpus line, go to this bundle's spill
+    file (in `CurateFiles`: one per input file)."""
+
+    def __init__(self, folder: str, dedup_enabled: bool):
+        super().__init__(folder)
+        self.dedup_enabled = dedup_enabled
+
+    def process(self, a: Assessed) -> Iterator[Decided]:
+        r = a.row
+        row = self.write(pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL))
+        base = (r["doc_id"], (r["source_file"], r["source_offset"]), r["decision"], tuple(r["reasons"]))
+        if a.text is None:
+            yield Decided(*base, self.name, row)
+            return
+        line = self.write(corpus_line(r, a.text))
+        yield Decided(*base, self.name, row, line, dedup_keys(r, a.text) if self.dedup_enabled else ())
 
 
 class Spill:
@@ -326,6 +338,11 @@ class Spill:
             raise StageError(f"{self.folder}/{name}: {short}")
         return bytes(data)
 
+    def unpack(self, refs: Iterable[Ref]) -> Iterator[Any]:
+        """The items of the packs `refs` point at, pack after pack."""
+        for name, offset, length in refs:
+            yield from unpack(self.read(name, (offset, length)))
+
     def close(self) -> None:
         while self.open:
             self.open.popitem()[1].close()
@@ -339,6 +356,13 @@ class Spill:
 # keys per document it was the job's largest cost after the per-document work. Documents travel in
 # packs per output part (`shard_of`); dedup keys in packs per key group (`group_of`), a shuffle of
 # them moving at most groups² packs (groups: `pack_groups`). Results never depend on either number.
+#
+# A pack waits in its bundle's spill file and the shuffle moves its reference (`Ref`, ~70 bytes), so
+# the runner never holds or relays the documents: a worker reads one group's packs at a time, which
+# bounds its memory by the largest part or key group, not by its share of the input (the FnApiRunner
+# delivers a worker its whole share of a grouped collection at once), and a multi-process driver
+# relays references only.
+Ref = tuple[str, int, int]  # (spill file name, offset, length) of a pack
 
 
 def pack_groups(input_bytes: int) -> int:
@@ -378,11 +402,6 @@ def unpack(data: bytes) -> list[Any]:
     return pickle.loads(data)  # (packs are this job's own, written by `pack`)
 
 
-def _unpack(kv: tuple[int, Iterable[bytes]]) -> Iterator[Any]:
-    for data in kv[1]:
-        yield from unpack(data)
-
-
 def sdk_worker_process() -> bool:
     """Whether this process is a Beam SDK worker (started as `-m apache_beam.runners.worker.sdk_worker_main`
     by the multi-process runner and by portable runners' process environments), which ends with the job."""
@@ -391,10 +410,11 @@ def sdk_worker_process() -> bool:
 
 
 class CurateFiles(beam.DoFn):
-    """(path, source name) → (shard, [Decided, ...]): every record of one WARC file read, assessed under
-    the policy, checked for evaluation items and spilled (one spill file per input file), then sent as
-    one pack per output part (`shard_of` its doc_id). The steps are the DoFns above, run per record;
-    they meet per file so that a file's documents leave in a few packs, not one element each."""
+    """(path, source name) → (shard, reference to a pack of [Decided, ...]): every record of one WARC
+    file read, assessed under the policy, checked for evaluation items and spilled (one spill file
+    per input file, which also holds its packs), then sent as one pack per output part (`shard_of`
+    its doc_id). The steps are the DoFns above, run per record; they meet per file so that a file's
+    documents leave in a few packs, not one element each."""
 
     def __init__(self, cfg: RunConfig, robots_file: str, takedowns_file: str | None, spill: str, shards: int):
         self.read = ReadWarcRecords()
@@ -419,7 +439,7 @@ class CurateFiles(beam.DoFn):
         if sdk_worker_process():
             gc.freeze()
 
-    def process(self, element: tuple[str, str]) -> Iterator[tuple[int, bytes]]:
+    def process(self, element: tuple[str, str]) -> Iterator[tuple[int, Ref]]:
         packs: defaultdict[int, list[Decided]] = defaultdict(list)
         self.spill.start_bundle()  # a spill file per input file, closed before its packs leave
         try:
@@ -428,10 +448,10 @@ class CurateFiles(beam.DoFn):
                     for b in self.decontaminate.process(a):
                         for d in self.spill.process(b):
                             packs[shard_of(d.doc_id, self.shards)].append(d)
+            refs = [(shard, self.spill.pack(docs)) for shard, docs in sorted(packs.items())]
         finally:
             self.spill.finish_bundle()
-        for shard, docs in sorted(packs.items()):
-            yield shard, pack(docs)
+        yield from refs
 
 
 # ---------------------------------------------------------------- dedup
@@ -471,27 +491,55 @@ def split_repeated_captures(docs: Iterable[Decided]) -> list[Decided]:
 Bucket = tuple[bytes, str]  # (dedup key, doc_id)
 
 
-def _bucket_packs(kv: tuple[int, Iterable[bytes]], groups: int) -> Iterator[tuple[int, bytes]]:
-    """A part's documents → the candidates' (dedup key, doc_id) pairs, one pack per key group."""
-    packs: defaultdict[int, list[Bucket]] = defaultdict(list)
-    for d in split_repeated_captures(_unpack(kv)):
-        if d.line is not None:
-            for key in d.keys:
-                packs[group_of(key, groups)].append((key, d.doc_id))
-    for group, pairs in sorted(packs.items()):
-        yield group, pack(pairs)
+class PackBuckets(beam.DoFn):
+    """(shard, packs of a part's documents) → the candidates' (dedup key, doc_id) pairs, one pack per
+    key group, spilled to this bundle's file."""
+
+    def __init__(self, spill: str, groups: int):
+        self.folder, self.groups = spill, groups
+
+    def start_bundle(self) -> None:
+        self.spill = Spill(self.folder)
+        self.out = SpillFile(self.folder)
+
+    def process(self, kv: tuple[int, Iterable[Ref]]) -> Iterator[tuple[int, Ref]]:
+        packs: defaultdict[int, list[Bucket]] = defaultdict(list)
+        for d in split_repeated_captures(self.spill.unpack(kv[1])):
+            if d.line is not None:
+                for key in d.keys:
+                    packs[group_of(key, self.groups)].append((key, d.doc_id))
+        for group, pairs in sorted(packs.items()):
+            yield group, self.out.pack(pairs)
+
+    def finish_bundle(self) -> None:
+        self.spill.close()
+        self.out.finish_bundle()
 
 
-def _link(kv: tuple[int, Iterable[bytes]]) -> Iterator[tuple[str, str]]:
-    """Edges from the smallest member of each bucket to the others."""
-    buckets: defaultdict[bytes, set[str]] = defaultdict(set)
-    for key, doc in _unpack(kv):
-        buckets[key].add(doc)
-    for members in buckets.values():
-        if len(members) > 1:
-            first, *others = sorted(members)
-            for other in others:
-                yield first, other
+class LinkBuckets(beam.DoFn):
+    """(group, packs of (dedup key, doc_id) pairs) → edges from the smallest member of each bucket to
+    the others, all under one key: edges exist only between duplicates, so one group holds them all
+    (a keyed group, not a global combine: DaskRunner re-evaluates a combine's side input once per
+    reader)."""
+
+    def __init__(self, spill: str):
+        self.folder = spill
+
+    def start_bundle(self) -> None:
+        self.spill = Spill(self.folder)
+
+    def process(self, kv: tuple[int, Iterable[Ref]]) -> Iterator[tuple[str, tuple[str, str]]]:
+        buckets: defaultdict[bytes, set[str]] = defaultdict(set)
+        for key, doc in self.spill.unpack(kv[1]):
+            buckets[key].add(doc)
+        for members in buckets.values():
+            if len(members) > 1:
+                first, *others = sorted(members)
+                for other in others:
+                    yield "edges", (first, other)
+
+    def finish_bundle(self) -> None:
+        self.spill.close()
 
 
 def mark_duplicates(docs: list[Decided], rep: dict[str, str]) -> list[Decided]:
@@ -513,12 +561,14 @@ def mark_duplicates(docs: list[Decided], rep: dict[str, str]) -> list[Decided]:
 class FindDuplicates(beam.PTransform):
     """Exact and near-duplicate detection whose result does not depend on how the work was split.
 
-    (shard, pack of Decided) in; (shard, (member doc_id, representative doc_id)) out, for every
-    candidate that duplicates another, keyed by the member's part. Dedup decides from the keys
-    (`dedup_keys`) that stand for the text, after repeated captures are set apart."""
+    (shard, pack of Decided) in, the packs in the spill folder `spill`; (shard, (member doc_id,
+    representative doc_id)) out, for every candidate that duplicates another, keyed by the member's
+    part. Dedup decides from the keys (`dedup_keys`) that stand for the text, after repeated captures
+    are set apart."""
 
-    def __init__(self, groups: int, shards: int):
+    def __init__(self, spill: str, groups: int, shards: int):
         super().__init__()
+        self.spill = spill
         self.groups = groups
         self.shards = shards
 
@@ -527,16 +577,21 @@ class FindDuplicates(beam.PTransform):
         return (
             packs
             | "GroupPart" >> beam.GroupByKey()
-            | "PackBuckets" >> beam.FlatMap(_bucket_packs, g)
+            | "PackBuckets" >> beam.ParDo(PackBuckets(self.spill, g))
             | "GroupBuckets" >> beam.GroupByKey()
-            | "LinkBucketMembers" >> beam.FlatMap(_link)
-            # One group holds every edge (edges exist only between duplicates). A keyed group, not
-            # a global combine: DaskRunner re-evaluates a combine's side input once per reader.
-            | "KeyEdgesTogether" >> beam.Map(lambda edge: ("edges", edge))
+            | "LinkBucketMembers" >> beam.ParDo(LinkBuckets(self.spill))
             | "GroupEdges" >> beam.GroupByKey()
-            | "FindComponents" >> beam.FlatMap(lambda kv: dedup.components(list(kv[1])).items())
-            | "KeyRepsByPart" >> beam.Map(lambda member: (shard_of(member[0], n), member))
+            | "FindComponents" >> beam.FlatMap(_reps_by_part, n)
         )
+
+
+def _reps_by_part(
+    kv: tuple[str, Iterable[tuple[str, str]]], shards: int
+) -> Iterator[tuple[int, tuple[str, str]]]:
+    """All edges → (member's part, (member, representative)) for every member of a component but its
+    smallest id."""
+    for member, rep in dedup.components(list(kv[1])).items():
+        yield shard_of(member, shards), (member, rep)
 
 
 # ---------------------------------------------------------------- outputs
@@ -552,10 +607,10 @@ def part_name(shard: int, shards: int, suffix: str) -> str:
 
 
 class WriteParts(beam.DoFn):
-    """(shard, {"doc": packs, "rep": duplicates, "shard": [None]}) → that part of the manifest (every
-    document in it) and of the corpus (its kept documents), sorted by doc_id, plus the manifest
-    part's sidecar (`write_part`) in `stats`. Every file is written to a temporary name and renamed
-    into place (a retried bundle rewrites the same bytes)."""
+    """(shard, {"doc": pack references, "rep": duplicates, "shard": [None]}) → that part of the
+    manifest (every document in it) and of the corpus (its kept documents), sorted by doc_id, plus
+    the manifest part's sidecar (`write_part`) in `stats`. Every file is written to a temporary
+    name and renamed into place (a retried bundle rewrites the same bytes)."""
 
     def __init__(self, manifest: str, corpus: str, stats: str, spill: str, shards: int):
         self.manifest, self.corpus, self.stats = manifest, corpus, stats
@@ -564,11 +619,11 @@ class WriteParts(beam.DoFn):
 
     def process(self, element: tuple[int, dict[str, Iterable[Any]]]) -> Iterator[str]:
         shard, joined = element
-        docs = split_repeated_captures(d for data in joined["doc"] for d in unpack(data))
-        docs = sorted(mark_duplicates(docs, dict(joined.get("rep", ()))), key=lambda d: d.doc_id)
-        name = part_name(shard, self.shards, "")
         spill = Spill(self.spill)
         try:
+            docs = split_repeated_captures(spill.unpack(joined["doc"]))
+            docs = sorted(mark_duplicates(docs, dict(joined.get("rep", ()))), key=lambda d: d.doc_id)
+            name = part_name(shard, self.shards, "")
             manifest = FileSystems.join(self.manifest, name + ".parquet")
             sidecar, manifest_sha = _replace(manifest, lambda out: _encode_manifest(docs, spill, out))
             corpus = FileSystems.join(self.corpus, name + ".jsonl")
@@ -688,7 +743,7 @@ def build(p: beam.Pipeline, cfg: RunConfig, files: list[Path], robots: Path, out
     }
     if cfg.governance.dedup_exact:
         groups = pack_groups(input_bytes)
-        joined["rep"] = docs | "FindDuplicates" >> FindDuplicates(groups, shards)
+        joined["rep"] = docs | "FindDuplicates" >> FindDuplicates(spill, groups, shards)
     writer = WriteParts(str(out / "manifest"), str(out / "documents"), str(out / STATS), spill, shards)
     _ = joined | "GroupByPart" >> beam.CoGroupByKey() | "WriteParts" >> beam.ParDo(writer)
 

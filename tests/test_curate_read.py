@@ -15,9 +15,9 @@ from apache_beam.testing.util import assert_that, equal_to
 from pipelines.curate import (
     Decided,
     FindDuplicates,
+    SpillFile,
     dedup_keys,
     mark_duplicates,
-    pack,
     read_records,
     shard_of,
     split_repeated_captures,
@@ -95,18 +95,22 @@ OTHER = "Bakers in the old town explain how rye sourdough is fed, folded and bak
 
 
 @pytest.mark.parametrize(("groups", "shards"), [(1, 1), (2, 3), (16, 16)])
-def test_find_duplicates_keeps_smallest_id(groups, shards):
+def test_find_duplicates_keeps_smallest_id(groups, shards, tmp_path):
     """The same decisions whatever the number of key groups and output parts, and whichever input
     pack a document arrives in (two packs of one part, as two files give)."""
     docs = [_cand("0a", LONG), _cand("0b", LONG), _cand("0c", NEAR), _cand("0d", OTHER * 3)]
     packs: dict[tuple[int, int], list[Decided]] = {}
     for i, d in enumerate(docs):
         packs.setdefault((shard_of(d.doc_id, shards), i % 2), []).append(d)
+    spill = SpillFile(str(tmp_path))  # the packs wait in a spill file, as CurateFiles leaves them
+    spill.start_bundle()
+    refs = [(s, spill.pack(docs)) for (s, _), docs in sorted(packs.items())]
+    spill.finish_bundle()
     with BeamTestPipeline(runner="FnApiRunner") as p:
         reps = (
             p
-            | "Create" >> beam.Create([(s, pack(docs)) for (s, _), docs in sorted(packs.items())])
-            | "Dedup" >> FindDuplicates(groups=groups, shards=shards)
+            | "Create" >> beam.Create(refs)
+            | "Dedup" >> FindDuplicates(str(tmp_path), groups=groups, shards=shards)
         )
         want = [("0b", "0a"), ("0c", "0a")]
         assert_that(reps, equal_to([(shard_of(m, shards), (m, r)) for m, r in want]))
