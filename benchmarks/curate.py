@@ -54,8 +54,8 @@ SEED = 0
 QUALITY_FIRST = "governance.quality.mode=datatrove"  # the reference / quality-first mode
 TWO_WORKERS = ("curate.runner=multi-process", "curate.workers=2")
 ONE_WORKER_PROCESS = ("curate.runner=multi-process", "curate.workers=1")  # the same runner, 1 worker
-# Every Beam measurement writes 16 parts: with one part a single worker writes the whole manifest
-# while the other waits (a user with N workers sets curate.shards >= N).
+# Every Beam measurement but the `default_parts_*` memory check writes 16 parts: with fewer parts than
+# workers one worker writes while the other waits (a user with N workers sets curate.shards >= N).
 PARTS = ("curate.shards=16",)
 
 
@@ -496,6 +496,12 @@ def main() -> None:
         help="a smaller input for the memory-growth check (0: skip)",
     )
     ap.add_argument(
+        "--bounded-pages",
+        type=int,
+        default=40_000,
+        help="a larger input for the memory check with the default part size (0: skip)",
+    )
+    ap.add_argument(
         "--repeat", type=int, default=3, help="runs of each fast-path measurement (the median is kept)"
     )
     ap.add_argument("--datatrove-2-workers", action="store_true", help="also datatrove with 2 workers")
@@ -566,6 +572,10 @@ def main() -> None:
     small = scale_input(args.cache, args.memory_pages) if args.memory_pages else None
     fast, quality = (str(robots), *PARTS), (str(robots), QUALITY_FIRST, *PARTS)
     small_fast = (str(small / "robots.jsonl"), *PARTS) if small else ()
+    # The memory bound: with the default part size (no curate.shards) a part holds the documents of
+    # PART_INPUT_BYTES of input whatever the input's size, so a worker's peak should not grow with it.
+    large = scale_input(args.cache, args.bounded_pages) if args.bounded_pages else None
+    large_fast = (str(large / "robots.jsonl"),) if large else ()
     # (label, child, files (0: all), child arguments, cores, input folder)
     plan: list[tuple[str, str, int, tuple[str, ...], int, Path | None]] = [
         ("fastwarc_floor", "fastwarc", 0, (), 1, full),
@@ -575,6 +585,15 @@ def main() -> None:
         ("fast_beam_2_workers", "commonweights", 0, fast + TWO_WORKERS, 2, full),
         ("fast_beam_1_worker_small_input", "commonweights", 0, small_fast, 1, small),
         ("fast_beam_2_workers_small_input", "commonweights", 0, small_fast + TWO_WORKERS, 2, small),
+        (
+            "default_parts_2_workers",
+            "commonweights",
+            0,
+            (str(robots), *TWO_WORKERS),
+            2,
+            full if large else None,
+        ),
+        ("default_parts_2_workers_large_input", "commonweights", 0, large_fast + TWO_WORKERS, 2, large),
         ("datatrove_1_worker", "datatrove", slow_first, ("1",), 1, full),
         (
             "datatrove_2_workers",
@@ -751,7 +770,7 @@ def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     s["memory_peak_rss_mib"] = {
         label: {"docs": r["docs"], **r["peak_rss_mib"]}
         for label, r in results.items()
-        if label.startswith("fast_beam")
+        if label.startswith(("fast_beam", "default_parts"))
     }
 
     def growth(small: str, full: str, role: str) -> float:
@@ -768,6 +787,12 @@ def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "2_workers_driver": lambda: growth("fast_beam_2_workers_small_input", "fast_beam_2_workers", "main"),
         "2_workers_worker": lambda: growth(
             "fast_beam_2_workers_small_input", "fast_beam_2_workers", "beam_worker"
+        ),
+        "2_workers_driver_default_parts": lambda: growth(
+            "default_parts_2_workers", "default_parts_2_workers_large_input", "main"
+        ),
+        "2_workers_worker_default_parts": lambda: growth(
+            "default_parts_2_workers", "default_parts_2_workers_large_input", "beam_worker"
         ),
     }
     s["memory_growth_mib_per_1000_docs"] = {}
