@@ -5,9 +5,9 @@ deduplicate → write the manifest (one row per input record) and the kept docum
         → SpillRows) → FindDuplicates → GroupByPart (documents, duplicates, part list) → WriteParts
 
 Records are read by `pipelines.warc` (FastWARC for the common record, warcio for the rest). Each
-record's manifest row, and a candidate's text, are written once to a spill file where they were made;
-the shuffles of dedup and of the writers carry light `Decided` records, and each writer reads its rows
-and copies its kept lines from the spill.
+record's manifest row, and a candidate's text, are written once to a spill file where they were made,
+and so are the packs of light `Decided` records that dedup and the writers work on: the shuffles carry
+references to those packs, and each writer reads its rows and copies its kept lines from the spill.
 
 Only wiring lives here; every decision is made by `data_governance`. Inputs and outputs go through
 Beam's FileSystems inside the pipeline (no state outside it), so the job runs unchanged on other Beam
@@ -223,9 +223,10 @@ class Decided(NamedTuple):
     and where the rest waits. Its manifest row (pickled) and, for a candidate, its corpus line were
     written once to the spill file of its input file (`SpillRows`); the writers read them back.
 
-    So the shuffles carry ~0.3 KB per document whatever the page and its consent record weigh (rows
-    are ~2.3 KB, texts ~5 KB): the runner's memory per document stays small and a multi-process
-    driver does not relay the bulk. The row's doc_id, decision and reasons are those given here.
+    So a document weighs ~0.3 KB in the packs that dedup and the writers read, whatever the page and
+    its consent record weigh (rows are ~2.3 KB, texts ~5 KB); the packs wait in the spill too and
+    the shuffles carry references to them (`Ref`). The row's doc_id, decision and reasons are those
+    given here.
     (A named tuple: a pack of them pickles in ~1.8 µs and loads in ~1.2 µs per document.)"""
 
     doc_id: str

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from commonweights import config
+from commonweights.errors import StageError
 from data_governance import manifest
 from pipelines import curate
 
@@ -187,6 +188,31 @@ def test_parts_are_written_a_row_group_at_a_time_from_the_spill(curated, tmp_pat
 
     assert lines(cfg.paths.documents) == lines(cfg0.paths.documents)
     assert not (cfg.paths.curate / curate.SPILL).exists()
+
+
+def test_shuffles_carry_references_to_spilled_packs(curated, tmp_path):
+    """What leaves the per-file step is (part, reference) pairs, never documents: each reference
+    points at a pack in that file's spill file, the packs hold one Decided per record of the file in
+    the part its doc_id names, and a reference past the end of its file fails naming the file."""
+    cfg, _, rows, _ = curated
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    files = curate.warc_inputs(cfg)
+    step = curate.CurateFiles(cfg, str(curate.robots_path(cfg)), None, str(spill), 3)
+    step.setup()
+    out = [kv for f in files for kv in step.process((str(f), curate.source_names(files)[f]))]
+    step.teardown()
+    assert all(isinstance(part, int) and len(ref) == 3 for part, ref in out)
+    assert {name for _, (name, _, _) in out} == {p.name for p in spill.iterdir()}  # one file per input
+    reader = curate.Spill(str(spill))
+    docs = [(part, d) for part, ref in out for d in reader.unpack([ref])]
+    assert all(part == curate.shard_of(d.doc_id, 3) for part, d in docs)
+    assert sorted(d.source for _, d in docs) == sorted((r["source_file"], r["source_offset"]) for r in rows)
+    name, _, length = out[0][1]
+    end = (spill / name).stat().st_size
+    with pytest.raises(StageError, match=f"{spill}/{name}"):
+        list(reader.unpack([(name, end - length // 2, length)]))
+    reader.close()
 
 
 def test_takedown_removes_a_domain_and_open_licence_mode(curated, tmp_path):
