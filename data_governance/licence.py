@@ -207,7 +207,7 @@ LICENCE_TAGS = ("meta", "link", "a", "script", "area")
 # Those of them that can state a licence other than by their text (CSS): the rest are links that
 # could only name one in their text ("CC BY 4.0" in a footer link).
 LICENCE_MARKUP = (
-    'meta[name], meta[property], link[rel], script[type], a[rel], area[rel], '
+    "meta[name], meta[property], link[rel], script[type], a[rel], area[rel], "
     'a[href*="creativecommons.org" i], area[href*="creativecommons.org" i]'
 )
 
@@ -252,7 +252,9 @@ def find_licences(root: Any, elements: Any = None) -> list[Evidence]:
                 found.append(evidence_for("footer" if _in_footer(el) else "body_link", href))
                 continue
             # Cheapest test first: most links name no licence, and the ancestor walk costs more.
-            text = " ".join(el.itertext()).strip()
+            # White space collapsed: "CC&nbsp;BY", a line break inside the link, or the space
+            # lxml's text pieces add around an inline element (`<abbr>CC</abbr> BY`) still name it.
+            text = " ".join(" ".join(el.itertext()).split())
             spdx, family = licence_from_text(text)
             if family and _in_footer(el):
                 found.append(Evidence("footer_text", href, spdx, family, text=text[:200]))

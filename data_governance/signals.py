@@ -324,11 +324,11 @@ def nodes(collection: Any) -> tuple[DOMNode, ...]:
 
 # Pre-filters on the page source: every signal below needs one of these strings, so a page without
 # them has no such evidence and its tree is not walked (building Python nodes is the costly part).
-_CC_HINT = re.compile(r"\bCC[ -]?(?:0|BY)")  # as licence._CC_TEXT: case-sensitive
 # Where a link's text could name a licence ("CC BY-SA 4.0", "CC0"): the source holds "CC" as a word
-# start, followed by 0, BY or anything that ends the word — also where markup splits the name
-# (`<abbr>CC</abbr> BY`). Without it only LICENCE_MARKUP elements are read: most pages that mention
-# "licence" somewhere (a script's licence comment, a footer word) have many links and no CC name.
+# start (case-sensitive, as licence._CC_TEXT), followed by 0, BY or anything that ends the word — also
+# where markup, an entity or a line break stands between the name's pieces (`<abbr>CC</abbr> BY`,
+# `CC&nbsp;BY`). Without it only LICENCE_MARKUP elements are read: most pages that mention "licence"
+# somewhere (a script's licence comment, a footer word) have many links and no CC name.
 _CC_WORD = re.compile(r"\bCC(?:0|BY|\b)")
 
 
@@ -344,7 +344,7 @@ def _hints(html: str) -> tuple[bool, bool]:
     if _compiled_hints is None:
         return _hints_reference(html)
     meta, lic, cc = _compiled_hints(html)
-    return meta, lic or (cc and bool(_CC_HINT.search(html)))
+    return meta, lic or (cc and bool(_CC_WORD.search(html)))
 
 
 def _hints_reference(html: str) -> tuple[bool, bool]:
@@ -356,7 +356,7 @@ def _hints_reference(html: str) -> tuple[bool, bool]:
         or "creativecommons" in low
         or ".rights" in low
         # (a plain substring test first: the pattern, led by `\b`, is tried at every position)
-        or ("CC" in html and bool(_CC_HINT.search(html)))
+        or ("CC" in html and bool(_CC_WORD.search(html)))
     )
     return meta, lic
 

@@ -315,3 +315,21 @@ def test_licence_markup_selection_finds_what_reading_every_element_finds(name):
         assert ev.licences == find_licences(lxml.html.fromstring(html))
         locations = [e.location for e in ev.licences]
         assert locations == ["meta", "meta", "link_rel", "json_ld", *["body_link"] * 3, "footer"]
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "<abbr>CC</abbr> BY-SA 4.0",  # lxml's text pieces: "CC", " BY-SA 4.0", joined with a space
+        "CC&nbsp;BY-SA 4.0",
+        "CC BY-SA\n        4.0",
+        "CC  BY-SA 4.0",
+    ],
+)
+def test_footer_link_text_names_a_licence_whatever_its_white_space(link):
+    """A footer link's text names its licence however the page spaces it, and the one parse and lxml
+    agree on it (evidence text with white space collapsed)."""
+    html = f"<html><body><p>An article.</p><footer><a href='/terms'>{link}</a></footer></body></html>"
+    want = [("footer_text", "CC-BY-SA-4.0", "CC BY-SA 4.0")]
+    for got in (signals.parse_html(html).licences, find_licences(lxml.html.fromstring(html))):
+        assert [(e.location, e.spdx, e.text) for e in got] == want
