@@ -95,14 +95,18 @@ def test_steps_held_during_an_async_save_follow_its_checkpoint_line(tmp_path: Pa
     head = w.checkpoint(1, "f" * 64)
     entries = lines(log)
     assert [(e["kind"], e.get("step")) for e in entries] == [
-        ("header", None), ("step", 1), ("checkpoint", 1), ("step", 2), ("step", 3)
+        ("header", None),
+        ("step", 1),
+        ("checkpoint", 1),
+        ("step", 2),
+        ("step", 3),
     ]
     assert entries[2]["hash"] == head and entries[3]["prev"] == head
     assert data_order.read(log).ok
 
 
 def test_steps_index_answers_as_a_scan_of_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """"Which steps read this document?" from the log's doc_id index equals one pass over the log,
+    """ "Which steps read this document?" from the log's doc_id index equals one pass over the log,
     across row groups that split a document's steps; the index follows the log as it grows, and lives
     in the user's cache, never beside the log (a release folder holds only what it lists)."""
     import random

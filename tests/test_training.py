@@ -153,8 +153,13 @@ def test_sdpa_attention_equals_megatrons_and_honours_causality() -> None:
     s, b, heads, groups, d = 24, 3, 4, 2, 16
     with process_group(dist_env({}), 1, 1, seed=7) as device:
         config = TransformerConfig(
-            num_layers=1, hidden_size=heads * d, num_attention_heads=heads, num_query_groups=groups,
-            attention_dropout=0.0, masked_softmax_fusion=False, attention_softmax_in_fp32=True,
+            num_layers=1,
+            hidden_size=heads * d,
+            num_attention_heads=heads,
+            num_query_groups=groups,
+            attention_dropout=0.0,
+            masked_softmax_fusion=False,
+            attention_softmax_in_fp32=True,
         )
         args = (config, 1, AttnMaskType.causal, "self")
         theirs, ours = DotProductAttention(*args), CausalSdpa(*args)
