@@ -394,8 +394,8 @@ def group_of(key: bytes, groups: int) -> int:
 
 
 def pack(items: list[Any]) -> bytes:
-    """A pack as it crosses a shuffle: one pickle of the list (named tuples and builtins), so the runner
-    moves bytes instead of encoding each item (~3 µs each for a dataclass)."""
+    """A pack as it waits in the spill: one pickle of the list (named tuples and builtins), written and
+    read in one call instead of encoding each item (~3 µs each for a dataclass)."""
     return pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -562,10 +562,10 @@ def mark_duplicates(docs: list[Decided], rep: dict[str, str]) -> list[Decided]:
 class FindDuplicates(beam.PTransform):
     """Exact and near-duplicate detection whose result does not depend on how the work was split.
 
-    (shard, pack of Decided) in, the packs in the spill folder `spill`; (shard, (member doc_id,
-    representative doc_id)) out, for every candidate that duplicates another, keyed by the member's
-    part. Dedup decides from the keys (`dedup_keys`) that stand for the text, after repeated captures
-    are set apart."""
+    (shard, reference to a pack of Decided) in, the packs in the spill folder `spill`; (shard,
+    (member doc_id, representative doc_id)) out, for every candidate that duplicates another, keyed
+    by the member's part. Dedup decides from the keys (`dedup_keys`) that stand for the text, after
+    repeated captures are set apart."""
 
     def __init__(self, spill: str, groups: int, shards: int):
         super().__init__()
