@@ -498,8 +498,7 @@ def main() -> None:
     ap.add_argument(
         "--bounded-pages",
         type=int,
-        default=40_000,
-        help="a larger input for the memory check with the default part size (0: skip)",
+        help="a larger input for the memory check with the default part size (default: 2 x --pages; 0: skip)",
     )
     ap.add_argument(
         "--repeat", type=int, default=3, help="runs of each fast-path measurement (the median is kept)"
@@ -569,12 +568,26 @@ def main() -> None:
             flush=True,
         )
 
-    small = scale_input(args.cache, args.memory_pages) if args.memory_pages else None
+    only = set(args.only.split(",")) if args.only else None
+
+    def wanted(*labels: str) -> bool:  # (an extra input is generated only if a measurement reads it)
+        return only is None or bool(only & set(labels))
+
+    small = (
+        scale_input(args.cache, args.memory_pages)
+        if args.memory_pages and wanted("fast_beam_1_worker_small_input", "fast_beam_2_workers_small_input")
+        else None
+    )
     fast, quality = (str(robots), *PARTS), (str(robots), QUALITY_FIRST, *PARTS)
     small_fast = (str(small / "robots.jsonl"), *PARTS) if small else ()
     # The memory bound: with the default part size (no curate.shards) a part holds the documents of
     # PART_INPUT_BYTES of input whatever the input's size, so a worker's peak should not grow with it.
-    large = scale_input(args.cache, args.bounded_pages) if args.bounded_pages else None
+    bounded = 2 * args.pages if args.bounded_pages is None else args.bounded_pages
+    large = (
+        scale_input(args.cache, bounded)
+        if bounded and wanted("default_parts_2_workers", "default_parts_2_workers_large_input")
+        else None
+    )
     large_fast = (str(large / "robots.jsonl"),) if large else ()
     # (label, child, files (0: all), child arguments, cores, input folder)
     plan: list[tuple[str, str, int, tuple[str, ...], int, Path | None]] = [
@@ -607,7 +620,6 @@ def main() -> None:
         ("quality_first_beam_1_worker", "commonweights", slow_first, quality, 1, full),
         ("quality_first_beam_2_workers", "commonweights", slow_first, quality + TWO_WORKERS, 2, full),
     ]
-    only = set(args.only.split(",")) if args.only else None
     try:
         for label, kind, first, rest, cores, folder in plan:
             if folder is None or (only is not None and label not in only):
