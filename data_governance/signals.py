@@ -327,8 +327,9 @@ def nodes(collection: Any) -> tuple[DOMNode, ...]:
 # Where a link's text could name a licence ("CC BY-SA 4.0", "CC0"): the source holds "CC" as a word
 # start (case-sensitive, as licence._CC_TEXT), followed by 0, BY or anything that ends the word — also
 # where markup, an entity or a line break stands between the name's pieces (`<abbr>CC</abbr> BY`,
-# `CC&nbsp;BY`). Without it only LICENCE_MARKUP elements are read: most pages that mention "licence"
-# somewhere (a script's licence comment, a footer word) have many links and no CC name.
+# `CC&nbsp;BY`). A page without a licence word is searched for licence evidence only if it holds one;
+# a page with a licence word but without it has only its LICENCE_MARKUP elements read: most pages that
+# mention "licence" somewhere (a script's licence comment, a footer word) have many links and no CC name.
 _CC_WORD = re.compile(r"\bCC(?:0|BY|\b)")
 
 

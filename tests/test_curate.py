@@ -198,9 +198,10 @@ def test_shuffles_carry_references_to_spilled_packs(curated, tmp_path):
     spill = tmp_path / "spill"
     spill.mkdir()
     files = curate.warc_inputs(cfg)
+    names = curate.source_names(files)
     step = curate.CurateFiles(cfg, str(curate.robots_path(cfg)), None, str(spill), 3)
     step.setup()
-    out = [kv for f in files for kv in step.process((str(f), curate.source_names(files)[f]))]
+    out = [kv for f in files for kv in step.process((str(f), names[f]))]
     step.teardown()
     assert all(isinstance(part, int) and len(ref) == 3 for part, ref in out)
     assert {name for _, (name, _, _) in out} == {p.name for p in spill.iterdir()}  # one file per input

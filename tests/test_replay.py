@@ -106,9 +106,9 @@ def test_steps_held_during_an_async_save_follow_its_checkpoint_line(tmp_path: Pa
 
 
 def test_steps_index_answers_as_a_scan_of_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """ "Which steps read this document?" from the log's doc_id index equals one pass over the log,
-    across row groups that split a document's steps; the index follows the log as it grows, and lives
-    in the user's cache, never beside the log (a release folder holds only what it lists)."""
+    """The steps that read a document, from the log's doc_id index, equal one pass over the log, across
+    row groups that split a document's steps; the index follows the log as it grows, and lives in the
+    user's cache, never beside the log (a release folder holds only what it lists)."""
     import random
 
     from data_governance import lookup
